@@ -1,0 +1,63 @@
+/**
+ * Count, mean, sum of squared deviations (M2), min, max and sum of a stream of finite numbers.
+ *
+ * Updates follow Welford (1962); merges follow Chan, Golub & LeVeque, "Updating formulae and a
+ * pairwise algorithm for computing sample variances" (1979):
+ *   n = na + nb,  δ = mean_b − mean_a,  mean = mean_a + δ·nb/n,  M2 = M2a + M2b + δ²·na·nb/n.
+ * Both are stable where the textbook Σx² − n·mean² loses every digit.
+ */
+export class Moments {
+  count = 0;
+  mean = 0;
+  m2 = 0;
+  min = Infinity;
+  max = -Infinity;
+  sum = 0;
+
+  /** Adds a finite number; the caller (FeatureProfile) has already counted NaN and ±Infinity. */
+  add(x: number): this {
+    const n = ++this.count;
+    const d = x - this.mean;
+    this.mean += d / n;
+    this.m2 += d * (x - this.mean);
+    this.sum += x;
+    if (x < this.min) this.min = x;
+    if (x > this.max) this.max = x;
+    return this;
+  }
+
+  /** Folds `other` in; `other` is not changed. */
+  merge(other: Moments): this {
+    const nb = other.count;
+    if (nb === 0) return this;
+    const na = this.count;
+    if (na === 0) {
+      this.count = nb;
+      this.mean = other.mean;
+      this.m2 = other.m2;
+    } else {
+      const n = na + nb;
+      const delta = other.mean - this.mean;
+      this.mean += (delta * nb) / n;
+      this.m2 += other.m2 + ((delta * delta * na) / n) * nb;
+      this.count = n;
+    }
+    this.sum += other.sum;
+    if (other.min < this.min) this.min = other.min;
+    if (other.max > this.max) this.max = other.max;
+    return this;
+  }
+
+  /** Population variance (M2 / n); NaN when empty. */
+  get variance(): number {
+    return this.count === 0 ? NaN : this.m2 / this.count;
+  }
+
+  get std(): number {
+    return Math.sqrt(this.variance);
+  }
+
+  clone(): Moments {
+    return Object.assign(new Moments(), this);
+  }
+}

@@ -1,0 +1,109 @@
+/** Test helpers shared by the suites: a seeded RNG, the data generators, exact statistics. */
+
+/** mulberry32: a small, fast, seedable PRNG (public domain, Tommy Ettinger). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Standard normal by Box–Muller. */
+export function normal(r: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+}
+
+export interface Dataset {
+  name: string;
+  values: Float64Array;
+}
+
+/**
+ * Every generator the sketch laws run over (see ../shared/STYLE.md on sketches-js#22: a suite
+ * of non-negative data alone once hid a merge that dropped negatives).
+ */
+export function datasets(n = 20_000, seed = 1): Dataset[] {
+  const r = rng(seed);
+  const make = (name: string, len: number, f: (i: number) => number): Dataset => {
+    const values = new Float64Array(len);
+    for (let i = 0; i < len; i++) values[i] = f(i);
+    return { name, values };
+  };
+  return [
+    make('uniform', n, () => r()),
+    make('normal', n, () => normal(r)),
+    make('lognormal', n, () => Math.exp(1.5 * normal(r))),
+    make('negative-only', n, () => -Math.exp(normal(r)) - 1),
+    make('mixed-sign', n, () => (r() < 0.5 ? -1 : 1) * Math.exp(2 * normal(r))),
+    make('constant', n, () => 42.5),
+    make('two-value-ties', n, () => (r() < 0.3 ? -1 : 3)),
+    make('integer-heavy-ties', n, () => Math.floor(Math.exp(2 * r()) * 3)),
+    make('pareto', n, () => 1 / Math.pow(1 - r(), 1 / 1.2)),
+    make('n=0', 0, () => 0),
+    make('n=1', 1, () => -7.25),
+    make('n=2', 2, (i) => (i === 0 ? 3 : -3)),
+    make('n=5', 5, (i) => [2, -1, 2, 1e-300, 5e10][i]),
+  ];
+}
+
+export function sorted(values: ArrayLike<number>): Float64Array {
+  return Float64Array.from(values).sort();
+}
+
+/** Exact quantile with the digest's convention: the value of rank floor(q·n), clamped. */
+export function exactQuantile(s: Float64Array, q: number): number {
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+/** Fraction of values < x and <= x, by binary search on sorted values. */
+export function exactRanks(s: Float64Array, x: number): [number, number] {
+  let lo = 0;
+  let hi = s.length;
+  while (lo < hi) {
+    const m = (lo + hi) >>> 1;
+    if (s[m] < x) lo = m + 1;
+    else hi = m;
+  }
+  const below = lo;
+  hi = s.length;
+  while (lo < hi) {
+    const m = (lo + hi) >>> 1;
+    if (s[m] <= x) lo = m + 1;
+    else hi = m;
+  }
+  return [below / s.length, lo / s.length];
+}
+
+/**
+ * Rank error of an estimate x of the q-quantile: 0 when q lies within [F(x−), F(x)] (which
+ * accounts for ties), otherwise the distance from q to that interval.
+ */
+export function rankError(s: Float64Array, x: number, q: number): number {
+  const [a, b] = exactRanks(s, x);
+  return q < a ? a - q : q > b ? q - b : 0;
+}
+
+/**
+ * Rank error of an estimate known only to within ±eps (a decoded digest's means sit on a grid):
+ * the distance from q to [F(x − eps −), F(x + eps)].
+ */
+export function rankErrorWithin(s: Float64Array, x: number, q: number, eps: number): number {
+  const a = exactRanks(s, x - eps)[0];
+  const b = exactRanks(s, x + eps)[1];
+  return q < a ? a - q : q > b ? q - b : 0;
+}
+
+export const QUANTILES = [0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1];
+
+export function shuffle<T>(items: T[], r: () => number): T[] {
+  const a = [...items];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
