@@ -1,4 +1,5 @@
 /** Test helpers shared by the suites: a seeded RNG, the data generators, exact statistics. */
+import { EVENTS, WindowProfile, type Batch } from '../src/sketch/index.js';
 
 /** mulberry32: a small, fast, seedable PRNG (public domain, Tommy Ettinger). */
 export function rng(seed: number): () => number {
@@ -106,4 +107,44 @@ export function shuffle<T>(items: T[], r: () => number): T[] {
     [a[i], a[j]] = [a[j], a[i]];
   }
   return a;
+}
+
+
+/**
+ * A window as an agent would fill it: numeric inputs (one with missing, NaN and infinite
+ * values), a classifier's probabilities and argmax class, an open-set label input, latency and
+ * events. `rows` predictions, deterministic for a seed.
+ */
+export function sampleWindow(seed: number, rows = 500, start = 1_700_000_100_000 - (1_700_000_100_000 % 300_000)): WindowProfile {
+  const r = rng(seed);
+  const w = new WindowProfile(start, 300_000, { model: 'weather', version: '3', backend: 'cpu' });
+  const classes = ['drizzle', 'fog', 'rain', 'snow', 'sun'];
+  for (let i = 0; i < rows; i++) {
+    w.predictions++;
+    w.input('temp_max').add(10 + 8 * normal(r));
+    w.input('precipitation').add(r() < 0.02 ? null : r() < 0.01 ? NaN : Math.max(0, 3 * normal(r)));
+    w.input('wind').add(i % 97 === 13 ? Infinity : i % 89 === 5 ? -Infinity : Math.exp(normal(r)));
+    w.input('station', 'labels', { capacity: 8 }).addLabel(`st-${Math.floor(r() * r() * 20)}`);
+    let best = 0;
+    let sum = 0;
+    const p = classes.map(() => r());
+    for (const x of p) sum += x;
+    for (let c = 0; c < classes.length; c++) {
+      w.output(`p_${classes[c]}`).add(p[c] / sum);
+      if (p[c] > p[best]) best = c;
+    }
+    w.output('class', 'classes', { classes }).addLabel(r() < 0.002 ? 9 : best);
+    w.latency.add(0.05 + Math.exp(normal(r)) * 0.1);
+  }
+  w.event(EVENTS.shapeMismatch, 2).event(EVENTS.unseenClass, 1);
+  return w;
+}
+
+export function sampleBatch(seed: number, windows = 2): Batch {
+  return {
+    agentId: `agent-${seed}-é`,
+    sequence: seed * 7,
+    sentAt: 1_700_000_400_000 + seed,
+    windows: Array.from({ length: windows }, (_, i) => sampleWindow(seed + i, 300, 1_700_000_100_000 - (1_700_000_100_000 % 300_000) + i * 300_000)),
+  };
 }

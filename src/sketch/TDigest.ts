@@ -394,6 +394,9 @@ export class TDigest {
         const stop = room >= len - j ? len : j + (room >= 1 ? Math.floor(room) : 0);
         const start = j;
         while (j < stop && bm[j] < bound) above += bm[j++] - first;
+        // Values equal to a pure centroid's join it whatever its size: a run of ties is one
+        // exact step, so constants and heavy ties cost one centroid, not a hundred.
+        if (above === 0 && !mixed && weight > 0) while (j < len && bm[j] === first && bm[j] < bound) j++;
         weight += j - start;
         if (j > start) continue;
       } else if (j < len) {
@@ -421,7 +424,7 @@ export class TDigest {
         j++;
       }
       const w = signed < 0 ? -signed : signed;
-      if (weight + w <= limit) {
+      if (weight + w <= limit || (m === first && signed > 0 && above === 0 && !mixed && weight > 0)) {
         weight += w;
         above += (m - first) * w;
         if (signed < 0) mixed = true;
