@@ -51,6 +51,18 @@ const ours: Library<TDigest> = {
   quantile: (s, q) => s.quantile(q),
   encode: (s) => s.encode(),
   decode: (b) => TDigest.decode(b),
+  // mergeEncoded decodes straight into the target, as the collector does.
+  decodeAndMerge: (payloads) => {
+    const into = new TDigest();
+    for (const p of payloads) into.mergeEncoded(p);
+    return into;
+  },
+};
+
+/** The same digest through the two-step path, decode() then merge(), for comparison. */
+const oursTwoStep: Library<TDigest> = {
+  ...ours,
+  name: 'sketchwatch decode+merge',
   decodeAndMerge: (payloads) => {
     const into = new TDigest();
     for (const p of payloads) into.merge(TDigest.decode(p));
@@ -245,7 +257,7 @@ for (const [d, dist] of dists.entries()) {
   // Fleet: iid clients take consecutive slices of the shuffled stream; range-partitioned
   // clients each take a narrow slice of the sorted data.
   for (const [split, clients] of [['iid', values], ['range', sorted]] as const) {
-    for (const lib of LIBRARIES) fleetRows.push(fleet(lib, dist, split, clients, sorted));
+    for (const lib of [...LIBRARIES, oursTwoStep as Library<unknown>]) fleetRows.push(fleet(lib, dist, split, clients, sorted));
   }
 }
 

@@ -1,5 +1,5 @@
 import { MAX_SORT, sortCentroids } from './sortCentroids.js';
-import { decodeDigest, encodeDigest } from './codec.js';
+import { decodeDigest, encodeDigest, mergeEncodedDigest } from './codec.js';
 
 /**
  * A merging t-digest (Dunning & Ertl, "Computing extremely accurate quantiles using t-digests",
@@ -166,6 +166,28 @@ export class TDigest {
     this.appendCentroids(other.means, other.weights, other.size);
     this.appendCentroids(other.bufMeans, other.bufUnit ? null : other.bufWeights, other.bufLen);
     return this;
+  }
+
+  /**
+   * Folds an encoded digest (from `encode()`) into this one, as `merge(TDigest.decode(bytes))`
+   * would but without building the intermediate digest. Throws CodecError on bad bytes, and
+   * then leaves this digest unchanged.
+   */
+  mergeEncoded(bytes: Uint8Array): this {
+    mergeEncodedDigest(this, bytes);
+    return this;
+  }
+
+  /**
+   * @internal For the codec: buffers `len` decoded centroids (means sorted, weights positive
+   * integers, pure flags) known valid, and widens min/max.
+   */
+  appendDecoded(means: Float64Array, weights: Float64Array, pure: Uint8Array, len: number, min: number, max: number): void {
+    if (len === 0) return;
+    if (min < this.lo) this.lo = min;
+    if (max > this.hi) this.hi = max;
+    for (let i = 0; i < len; i++) if (pure[i] === 0) weights[i] = -weights[i];
+    this.appendCentroids(means, weights, len);
   }
 
   /** A new digest holding the union of `digests`; none of them is changed. */

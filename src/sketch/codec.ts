@@ -361,11 +361,10 @@ function writePurity(w: ByteWriter, weights: Float64Array, pure: Uint8Array): vo
   if (bits > 0) w.byte(acc);
 }
 
-function readPurity(r: ByteReader, weights: Float64Array): Uint8Array {
-  const pure = new Uint8Array(weights.length);
+function readPurity(r: ByteReader, weights: Float64Array, pure: Uint8Array, c: number): void {
   let acc = 0;
   let bits = 8;
-  for (let i = 0; i < weights.length; i++) {
+  for (let i = 0; i < c; i++) {
     if (weights[i] === 1) {
       pure[i] = 1;
       continue;
@@ -377,7 +376,6 @@ function readPurity(r: ByteReader, weights: Float64Array): Uint8Array {
     pure[i] = (acc >> bits++) & 1;
   }
   if (bits < 8 && acc >> bits !== 0) r.fail('digest purity padding bits are not zero');
-  return pure;
 }
 
 // Weights are tokens: an odd token 2r-1 stands for a run of r weights equal to one (the tails,
@@ -399,9 +397,10 @@ function writeWeights(w: ByteWriter, weights: Float64Array): void {
   }
 }
 
-function readWeights(r: ByteReader, weights: Float64Array): void {
-  const c = weights.length;
+/** Reads `c` weights; returns their total, checked to stay below 2^53. */
+function readWeights(r: ByteReader, weights: Float64Array, c: number): number {
   let i = 0;
+  let total = 0;
   let lastWasRun = false;
   while (i < c) {
     const t = r.varint('digest weight');
@@ -411,14 +410,17 @@ function readWeights(r: ByteReader, weights: Float64Array): void {
       if (run > c - i) r.fail(`digest weights: a run of ${run} ones overruns the ${c} centroids`);
       weights.fill(1, i, i + run);
       i += run;
+      total += run;
       lastWasRun = true;
     } else {
       const wgt = t / 2 + 2;
-      if (!Number.isSafeInteger(wgt)) r.fail(`digest weight ${wgt} beyond 2^53`);
       weights[i++] = wgt;
+      total += wgt;
       lastWasRun = false;
     }
   }
+  if (!(total <= Number.MAX_SAFE_INTEGER)) r.fail(`digest total weight ${total} is beyond 2^53`);
+  return total;
 }
 
 // Decoded digests take their arrays from shared 64 KiB slabs: a typed array of its own costs a
@@ -440,11 +442,28 @@ function carve(n: number): Float64Array {
   return view;
 }
 
-export function readDigestBody(r: ByteReader): TDigest {
+/** A digest body as read, before it becomes a TDigest. Arrays may be longer than `length`. */
+interface DigestParts {
+  compression: number;
+  length: number;
+  min: number;
+  max: number;
+  means: Float64Array;
+  weights: Float64Array;
+  pure: Uint8Array;
+  total: number;
+}
+
+// Reused by mergeEncodedDigest, which folds the parts into a digest and keeps nothing.
+let scratchMeans = new Float64Array(256);
+let scratchWeights = new Float64Array(256);
+let scratchPure = new Uint8Array(256);
+
+function readDigestParts(r: ByteReader, reuse: boolean): DigestParts {
   const compression = r.varint('digest compression');
   if (compression < 10 || compression > 10_000) r.fail(`digest compression ${compression} is outside 10..10000`);
   const c = r.varint('digest centroid count');
-  if (c === 0) return new TDigest(compression);
+  if (c === 0) return { compression, length: 0, min: NaN, max: NaN, means: EMPTY_F64, weights: EMPTY_F64, pure: EMPTY_U8, total: 0 };
   // Every mean takes at least one byte: a count the rest of the input cannot hold is rejected
   // before anything is allocated for it.
   if (c > r.remaining) r.fail(`digest claims ${c} centroids but only ${r.remaining} bytes follow`);
@@ -454,16 +473,35 @@ export function readDigestBody(r: ByteReader): TDigest {
   if (min > max) r.fail(`digest min ${min} is above max ${max}`);
   const expected = meanPrecision(min, max);
   if (p !== expected) r.fail(`digest mean precision ${p} is not the ${expected} its min and max call for`);
-  const store = carve(2 * c);
-  const means = store.subarray(0, c);
-  const weights = store.subarray(c);
+  let means: Float64Array;
+  let weights: Float64Array;
+  let pure: Uint8Array;
+  if (reuse) {
+    if (scratchMeans.length < c) {
+      scratchMeans = new Float64Array(c);
+      scratchWeights = new Float64Array(c);
+      scratchPure = new Uint8Array(c);
+    }
+    means = scratchMeans;
+    weights = scratchWeights;
+    pure = scratchPure;
+  } else {
+    const store = carve(2 * c);
+    means = store.subarray(0, c);
+    weights = store.subarray(c);
+    pure = new Uint8Array(c);
+  }
   let firstKey = 0;
   let lastKey = 0;
   let k = 0;
   let k0 = 0;
   if (p === RAW_FLOAT64) {
     if (c * 8 > r.remaining) r.fail(`truncated: ${c} float64 means need ${c * 8} bytes`);
-    for (let i = 0; i < c; i++) means[i] = r.finite('digest mean');
+    for (let i = 0; i < c; i++) {
+      means[i] = r.finite('digest mean');
+      if (i > 0 && means[i] < means[i - 1]) r.fail(`digest mean ${i} is below the one before it`);
+    }
+    if (means[0] < min || means[c - 1] > max) r.fail('digest means lie outside [min, max]');
   } else {
     firstKey = meanKey(min, p);
     lastKey = meanKey(max, p);
@@ -478,8 +516,8 @@ export function readDigestBody(r: ByteReader): TDigest {
       means[i] = m < min ? min : m > max ? max : m;
     }
   }
-  readWeights(r, weights);
-  const pure = readPurity(r, weights);
+  const total = readWeights(r, weights, c);
+  readPurity(r, weights, pure, c);
   if (p !== RAW_FLOAT64) {
     // A pure centroid at either end holds the min (max) itself: give it back exactly rather
     // than rounded to the grid, so the extreme quantiles survive the trip unchanged.
@@ -492,7 +530,15 @@ export function readDigestBody(r: ByteReader): TDigest {
       means[c - 1] = max;
     }
   }
-  return checked(r, 'invalid digest', () => TDigest.fromState({ compression, min, max, means, weights, pure } satisfies DigestState, { adopt: true }));
+  return { compression, length: c, min, max, means, weights, pure, total };
+}
+
+const EMPTY_F64 = new Float64Array(0);
+const EMPTY_U8 = new Uint8Array(0);
+
+export function readDigestBody(r: ByteReader): TDigest {
+  const parts = readDigestParts(r, false);
+  return checked(r, 'invalid digest', () => TDigest.fromState(parts satisfies DigestState, { adopt: true }));
 }
 
 /** Runs a constructor on decoded parts; its error (whatever the class) becomes a CodecError. */
@@ -509,6 +555,22 @@ export function encodeDigest(d: TDigest): Uint8Array {
   writeHeader(w, KIND_DIGEST);
   writeDigestBody(w, d);
   return w.finish();
+}
+
+/**
+ * Decodes an encoded digest straight into `into` (as `into.merge(decodeDigest(bytes))` would,
+ * without building the intermediate digest: a collector merging thousands of client digests
+ * spends most of its time there otherwise). All or nothing: on a CodecError `into` is unchanged.
+ */
+export function mergeEncodedDigest(into: TDigest, bytes: Uint8Array): TDigest {
+  if (!(bytes instanceof Uint8Array)) throw new CodecError('mergeEncoded() takes a Uint8Array');
+  const r: ByteReader = new ByteReader(bytes);
+  readHeader(r, KIND_DIGEST);
+  const parts = readDigestParts(r, true);
+  r.done('digest');
+  if (parts.total + into.count > Number.MAX_SAFE_INTEGER) r.fail('merged total weight would pass 2^53');
+  into.appendDecoded(parts.means, parts.weights, parts.pure, parts.length, parts.min, parts.max);
+  return into;
 }
 
 export function decodeDigest(bytes: Uint8Array): TDigest {

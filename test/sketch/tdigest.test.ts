@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
-import { TDigest, TDigestError } from '../../src/sketch/index.js';
+import { CodecError, TDigest, TDigestError } from '../../src/sketch/index.js';
 import { QUANTILES, datasets, exactQuantile, rankError, rankErrorWithin, rng, shuffle, sorted } from '../helpers.js';
 
 /** Rank-error bound the laws hold to at the default compression, for every generator. */
@@ -112,6 +112,21 @@ describe('TDigest API', () => {
   });
 });
 
+describe('TDigest.mergeEncoded', () => {
+  it('is all or nothing: a bad payload throws a CodecError and leaves the digest unchanged', () => {
+    const d = digestOf([1, 2, 3, 4, 5]);
+    const before = d.toState();
+    const good = digestOf([10, 20, 30]).encode();
+    for (const bad of [good.subarray(0, good.length - 1), Uint8Array.of(1, 2, 3), new Uint8Array(0)]) {
+      assert.throws(() => d.mergeEncoded(bad), CodecError);
+      assert.deepEqual(d.toState(), before);
+    }
+    d.mergeEncoded(good);
+    assert.equal(d.count, 8);
+    assert.equal(d.max, 30);
+  });
+});
+
 describe('TDigest laws, over every data generator', () => {
   for (const { name, values } of datasets(20_000, 11)) {
     const s = sorted(values);
@@ -194,6 +209,17 @@ describe('TDigest laws, over every data generator', () => {
         }
         assert.equal(back.quantile(0), d.min, 'the min survives exactly');
         assert.equal(back.quantile(1), d.max, 'the max survives exactly');
+      });
+
+      it('mergeEncoded(bytes) folds in exactly what merge(decode(bytes)) does', () => {
+        const parts = [values.subarray(0, n / 3), values.subarray(n / 3)].map((v) => digestOf(v).encode());
+        const a = new TDigest();
+        const b = new TDigest();
+        for (const p of parts) {
+          a.mergeEncoded(p);
+          b.merge(TDigest.decode(p));
+        }
+        assert.deepEqual(a.toState(), b.toState());
       });
 
       it('mergeAll is independent of input order within the error bound', () => {
