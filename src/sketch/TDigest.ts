@@ -392,77 +392,7 @@ export class TDigest {
       outWeights = new Float64Array(outMeans.length);
     }
 
-    const delta = this.compression;
-    let out = 0;
-    let done = 0; // weight already emitted
-    // The open centroid: its first mean, the weighted sum of its means' distances above that
-    // one, its weight, and whether a mixed centroid went into it. Summing distances keeps the
-    // loop free of a division chain (one per item halved the flush's speed), stays exact when
-    // every merged mean is equal, and tells purity for free: values are merged in sorted order,
-    // so `above` stays 0 exactly when they are all equal to the first.
-    let first = 0;
-    let above = 0;
-    let weight = 0;
-    let mixed = false;
-    let limit = 0;
-    let i = 0;
-    let j = 0;
-    while (i < oldSize || j < len) {
-      if (unit && j < len) {
-        // Fast path for raw values: absorb the run of buffered values that fit in the open
-        // centroid and come before the next old centroid, one subtract-and-add each.
-        const bound = i < oldSize ? oldMeans[i] : Infinity;
-        const room = limit - weight;
-        const stop = room >= len - j ? len : j + (room >= 1 ? Math.floor(room) : 0);
-        const start = j;
-        while (j < stop && bm[j] < bound) above += bm[j++] - first;
-        // Values equal to a pure centroid's join it whatever its size: a run of ties is one
-        // exact step, so constants and heavy ties cost one centroid, not a hundred.
-        if (above === 0 && !mixed && weight > 0) while (j < len && bm[j] === first && bm[j] < bound) j++;
-        weight += j - start;
-        if (j > start) continue;
-      } else if (j < len) {
-        // The same for weighted centroids (merges).
-        const bound = i < oldSize ? oldMeans[i] : Infinity;
-        const start = j;
-        while (j < len && bm[j] < bound) {
-          const signed = bw[j];
-          const w = signed < 0 ? -signed : signed;
-          if (weight + w > limit) break;
-          weight += w;
-          above += (bm[j++] - first) * w;
-          if (signed < 0) mixed = true;
-        }
-        if (j > start) continue;
-      }
-      let m: number;
-      let signed: number;
-      if (j >= len || (i < oldSize && oldMeans[i] <= bm[j])) {
-        m = oldMeans[i];
-        signed = oldWeights[i++];
-      } else {
-        m = bm[j];
-        signed = unit ? 1 : bw[j];
-        j++;
-      }
-      const w = signed < 0 ? -signed : signed;
-      if (weight + w <= limit || (m === first && signed > 0 && above === 0 && !mixed && weight > 0)) {
-        weight += w;
-        above += (m - first) * w;
-        if (signed < 0) mixed = true;
-        continue;
-      }
-      if (weight > 0) {
-        out = emit(outMeans, outWeights, out, first + above / weight, mixed || above !== 0 ? -weight : weight);
-        done += weight;
-      }
-      first = m;
-      above = 0;
-      weight = w;
-      mixed = signed < 0;
-      limit = maxCentroidWeight(done / n, n, delta);
-    }
-    if (weight > 0) out = emit(outMeans, outWeights, out, first + above / weight, mixed || above !== 0 ? -weight : weight);
+    const out = compress(bm, unit ? null : bw, len, oldMeans, oldWeights, oldSize, outMeans, outWeights, n, this.compression);
     this.spareMeans = oldMeans;
     this.spareWeights = oldWeights;
     this.means = outMeans;
@@ -534,6 +464,89 @@ export class TDigest {
     this.anchorLen = k;
     return k;
   }
+}
+
+/**
+ * One pass over the sorted buffer and the old centroids (both sorted by mean), writing the new
+ * centroids to outMeans/outWeights; returns how many. `bw === null` means unit weights. A
+ * function of its own, not part of flush(): V8 compiled the loop 3× slower inside the method.
+ */
+function compress(
+  bm: Float64Array, bw: Float64Array | null, len: number,
+  oldMeans: Float64Array, oldWeights: Float64Array, oldSize: number,
+  outMeans: Float64Array, outWeights: Float64Array, n: number, delta: number,
+): number {
+  let out = 0;
+  let done = 0; // weight already emitted
+  // The open centroid: its first mean, the weighted sum of its means' distances above that
+  // one, its weight, and whether a mixed centroid went into it. Summing distances keeps the
+  // loop free of a division chain (one per item halved the flush's speed), stays exact when
+  // every merged mean is equal, and tells purity for free: values are merged in sorted order,
+  // so `above` stays 0 exactly when they are all equal to the first.
+  let first = 0;
+  let above = 0;
+  let weight = 0;
+  let mixed = false;
+  let limit = 0;
+  let i = 0;
+  let j = 0;
+  while (i < oldSize || j < len) {
+    if (bw === null && j < len) {
+      // Fast path for raw values: absorb the run of buffered values that fit in the open
+      // centroid and come before the next old centroid, one subtract-and-add each.
+      const bound = i < oldSize ? oldMeans[i] : Infinity;
+      const room = limit - weight;
+      const stop = room >= len - j ? len : j + (room >= 1 ? Math.floor(room) : 0);
+      const start = j;
+      while (j < stop && bm[j] < bound) above += bm[j++] - first;
+      // Values equal to a pure centroid's join it whatever its size: a run of ties is one
+      // exact step, so constants and heavy ties cost one centroid, not a hundred.
+      if (above === 0 && !mixed && weight > 0) while (j < len && bm[j] === first && bm[j] < bound) j++;
+      weight += j - start;
+      if (j > start) continue;
+    } else if (bw !== null && j < len) {
+      // The same for weighted centroids (merges).
+      const bound = i < oldSize ? oldMeans[i] : Infinity;
+      const start = j;
+      while (j < len && bm[j] < bound) {
+        const signed = bw[j];
+        const w = signed < 0 ? -signed : signed;
+        if (weight + w > limit) break;
+        weight += w;
+        above += (bm[j++] - first) * w;
+        if (signed < 0) mixed = true;
+      }
+      if (j > start) continue;
+    }
+    let m: number;
+    let signed: number;
+    if (j >= len || (i < oldSize && oldMeans[i] <= bm[j])) {
+      m = oldMeans[i];
+      signed = oldWeights[i++];
+    } else {
+      m = bm[j];
+      signed = bw === null ? 1 : bw[j];
+      j++;
+    }
+    const w = signed < 0 ? -signed : signed;
+    if (weight + w <= limit || (m === first && signed > 0 && above === 0 && !mixed && weight > 0)) {
+      weight += w;
+      above += (m - first) * w;
+      if (signed < 0) mixed = true;
+      continue;
+    }
+    if (weight > 0) {
+      out = emit(outMeans, outWeights, out, first + above / weight, mixed || above !== 0 ? -weight : weight);
+      done += weight;
+    }
+    first = m;
+    above = 0;
+    weight = w;
+    mixed = signed < 0;
+    limit = maxCentroidWeight(done / n, n, delta);
+  }
+  if (weight > 0) out = emit(outMeans, outWeights, out, first + above / weight, mixed || above !== 0 ? -weight : weight);
+  return out;
 }
 
 /**
