@@ -26,6 +26,9 @@ export class ClassCounts {
 
   /** Counts class `index` (0-based); anything else counts as unseen. */
   add(index: number, weight = 1): this {
+    if (weight !== 1 && !(Number.isSafeInteger(weight) && weight > 0)) {
+      throw new ClassCountsError(`weight must be a positive integer, got ${weight}`);
+    }
     if (Number.isInteger(index) && index >= 0 && index < this.counts.length) this.counts[index] += weight;
     else this.unseen += weight;
     return this;

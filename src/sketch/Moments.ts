@@ -6,6 +6,10 @@
  *   n = na + nb,  δ = mean_b − mean_a,  mean = mean_a + δ·nb/n,  M2 = M2a + M2b + δ²·na·nb/n.
  * Both are stable where the textbook Σx² − n·mean² loses every digit.
  */
+export class MomentsError extends Error {
+  override name = 'MomentsError';
+}
+
 export class Moments {
   count = 0;
   mean = 0;
@@ -14,8 +18,9 @@ export class Moments {
   max = -Infinity;
   sum = 0;
 
-  /** Adds a finite number; the caller (FeatureProfile) has already counted NaN and ±Infinity. */
+  /** Adds a finite number (FeatureProfile counts NaN and ±Infinity before they get here). */
   add(x: number): this {
+    if (typeof x !== 'number' || x - x !== 0) throw new MomentsError(`cannot add ${String(x)}: only finite numbers`);
     const n = ++this.count;
     const d = x - this.mean;
     this.mean += d / n;

@@ -28,6 +28,10 @@ export class TopK {
   }
 
   add(label: string, weight = 1): this {
+    if (weight !== 1 && !(Number.isSafeInteger(weight) && weight > 0)) {
+      throw new TopKError(`weight must be a positive integer, got ${weight}`);
+    }
+    if (typeof label !== 'string') throw new TopKError(`a label must be a string, got ${typeof label}`);
     const key = label.length > MAX_LABEL_LENGTH ? cutLabel(label) : label;
     this.total += weight;
     const c = this.counters.get(key);

@@ -1,5 +1,5 @@
 export { TDigest, TDigestError, DEFAULT_COMPRESSION, type DigestState } from './TDigest.js';
-export { Moments } from './Moments.js';
+export { Moments, MomentsError } from './Moments.js';
 export { ClassCounts, ClassCountsError, MAX_CLASSES } from './ClassCounts.js';
 export { TopK, TopKError, DEFAULT_TOPK_CAPACITY, MAX_TOPK_CAPACITY, MAX_LABEL_LENGTH } from './TopK.js';
 export { FeatureProfile, FeatureProfileError, MAX_FEATURE_NAME, type FeatureKind, type FeatureOptions } from './FeatureProfile.js';

@@ -169,3 +169,49 @@ describe('WindowProfile', () => {
     assert.equal(back.inputs.get('precipitation')!.missing, merged.inputs.get('precipitation')!.missing);
   });
 });
+
+describe('FeatureProfile laws, over every data generator (with missing, NaN and ±Infinity mixed in)', () => {
+  for (const { name, values } of datasets(6_000, 41)) {
+    it(`${name}: parts merge to the whole; the wire keeps it; merge leaves its argument alone`, () => {
+      const r = rng(3);
+      const stream = Array.from(values, (x) => {
+        const u = r();
+        return u < 0.01 ? null : u < 0.02 ? NaN : u < 0.025 ? Infinity : u < 0.03 ? -Infinity : x;
+      });
+      const whole = new FeatureProfile('f');
+      for (const x of stream) whole.add(x);
+      const parts = [new FeatureProfile('f'), new FeatureProfile('f'), new FeatureProfile('f')];
+      stream.forEach((x, i) => parts[(i * 7) % 3].add(x));
+      const snapshot = parts.map((p) => [p.count, p.missing, p.digest!.count, p.moments!.mean]);
+      const merged = parts.reduce((acc, p) => acc.merge(p), new FeatureProfile('f'));
+      assert.deepEqual(parts.map((p) => [p.count, p.missing, p.digest!.count, p.moments!.mean]), snapshot);
+      for (const k of ['count', 'missing', 'nan', 'posInf', 'negInf', 'observed'] as const) assert.equal(merged[k], whole[k], k);
+      assert.equal(merged.digest!.count, whole.observed);
+      if (whole.observed > 0) {
+        assert.equal(merged.digest!.min, whole.digest!.min);
+        assert.equal(merged.digest!.max, whole.digest!.max);
+        assert.ok(Math.abs(merged.moments!.mean - whole.moments!.mean) <= 1e-9 * Math.max(1, Math.abs(whole.moments!.mean)));
+      }
+      const w = new WindowProfile(0, 60_000);
+      w.inputs.set('f', merged);
+      const back = decodeBatch(encodeBatch({ agentId: 'a', sequence: 0, sentAt: 0, windows: [w] })).windows[0].inputs.get('f')!;
+      for (const k of ['count', 'missing', 'nan', 'posInf', 'negInf'] as const) assert.equal(back[k], merged[k], `${k} on the wire`);
+      assert.equal(back.moments!.mean, merged.moments!.mean);
+    });
+  }
+});
+
+describe('bad input never changes a sketch', () => {
+  it('rejects non-finite moments, bad weights and labels with a clear error', () => {
+    const m = new Moments().add(1);
+    assert.throws(() => m.add(NaN), /only finite numbers/);
+    assert.equal(m.count, 1);
+    const c = new ClassCounts(['a']);
+    assert.throws(() => c.add(0, -2), /positive integer/);
+    assert.equal(c.total, 0);
+    const t = new TopK(2);
+    assert.throws(() => t.add('a', 1.5), /positive integer/);
+    assert.throws(() => t.add(7 as unknown as string), /must be a string/);
+    assert.equal(t.total, 0);
+  });
+});
