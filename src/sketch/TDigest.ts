@@ -261,7 +261,7 @@ export class TDigest {
     return p / this.total;
   }
 
-  encode(): Uint8Array {
+  encode(): Uint8Array<ArrayBuffer> {
     return encodeDigest(this);
   }
 

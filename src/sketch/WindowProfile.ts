@@ -139,6 +139,22 @@ export class WindowProfile {
     return this;
   }
 
+  /**
+   * A copy of this window at another start (same length and segment): how a collector moves a
+   * window recorded by a client whose clock was off.
+   */
+  movedTo(start: number): WindowProfile {
+    if (start === this.start) return this.clone();
+    const moved = new WindowProfile(start, this.length, { ...this.segment });
+    const copy = this.clone();
+    moved.predictions = copy.predictions;
+    for (const [name, f] of copy.inputs) moved.inputs.set(name, f);
+    for (const [name, f] of copy.outputs) moved.outputs.set(name, f);
+    moved.latency.merge(copy.latency);
+    for (const [name, c] of copy.events) moved.events.set(name, c);
+    return moved;
+  }
+
   /** An empty window with the same start, length and segment. */
   emptyLike(): WindowProfile {
     return new WindowProfile(this.start, this.length, { ...this.segment });

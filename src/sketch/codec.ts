@@ -94,7 +94,7 @@ export class ByteWriter {
     this.bytes(inner.finish());
   }
 
-  finish(): Uint8Array {
+  finish(): Uint8Array<ArrayBuffer> {
     return this.buf.slice(0, this.length);
   }
 }
@@ -559,7 +559,7 @@ function checked<T>(r: ByteReader, what: string, build: () => T): T {
   }
 }
 
-export function encodeDigest(d: TDigest): Uint8Array {
+export function encodeDigest(d: TDigest): Uint8Array<ArrayBuffer> {
   const w = new ByteWriter();
   writeHeader(w, KIND_DIGEST);
   writeDigestBody(w, d);
@@ -618,7 +618,7 @@ const WINDOW_REPEATABLE: ReadonlySet<number> = new Set([WindowTag.Input, WindowT
 const NONE: ReadonlySet<number> = new Set();
 const KINDS: readonly FeatureKind[] = ['numeric', 'classes', 'labels'];
 
-export function encodeBatch(batch: Batch): Uint8Array {
+export function encodeBatch(batch: Batch): Uint8Array<ArrayBuffer> {
   const { agentId, sequence, sentAt, windows } = batch;
   if (typeof agentId !== 'string' || agentId.length === 0 || textEncoder.encode(agentId).length > MAX_AGENT_ID_BYTES) {
     throw new CodecError(`agentId must be a non-empty string of at most ${MAX_AGENT_ID_BYTES} UTF-8 bytes`);

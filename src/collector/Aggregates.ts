@@ -1,0 +1,149 @@
+import { decodeBatch, WindowProfile } from '../sketch/index.js';
+import { encodeWindow } from './Ingestor.js';
+import { randomToken } from './config.js';
+import { toBytes, toNumber, type Database } from './store/Database.js';
+
+/**
+ * The read side of the store: projects and their ingest keys, and windows merged from their
+ * partial rows; plus the compactor that folds partial rows together.
+ */
+export interface Project {
+  id: string;
+  ingestKey: string;
+}
+
+export const PROJECT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export async function createProject(db: Database, id: string, ingestKey = randomToken()): Promise<Project> {
+  const rows = await db.query<{ id: string; ingest_key: string }>(
+    `insert into projects (id, ingest_key) values ($1, $2)
+     on conflict (id) do update set id = excluded.id
+     returning id, ingest_key`,
+    [id, ingestKey],
+  );
+  return { id: rows[0].id, ingestKey: rows[0].ingest_key };
+}
+
+export async function listProjects(db: Database): Promise<Project[]> {
+  const rows = await db.query<{ id: string; ingest_key: string }>('select id, ingest_key from projects order by id');
+  return rows.map((r) => ({ id: r.id, ingestKey: r.ingest_key }));
+}
+
+export async function projectForKey(db: Database, ingestKey: string): Promise<string | null> {
+  const rows = await db.query<{ id: string }>('select id from projects where ingest_key = $1', [ingestKey]);
+  return rows.length ? rows[0].id : null;
+}
+
+export interface ModelSummary {
+  model: string;
+  segments: Array<Record<string, string>>;
+  firstWindow: number;
+  lastWindow: number;
+  predictions: number;
+}
+
+export async function listModels(db: Database, project: string): Promise<ModelSummary[]> {
+  const rows = await db.query<{ model: string; segment: string; first: unknown; last: unknown; predictions: unknown }>(
+    `select model, segment, min(window_start) as first, max(window_start) as last, sum(predictions) as predictions
+       from partials where project = $1 group by model, segment order by model, segment`,
+    [project],
+  );
+  const byModel = new Map<string, ModelSummary>();
+  for (const r of rows) {
+    let m = byModel.get(r.model);
+    if (!m) {
+      m = { model: r.model, segments: [], firstWindow: Infinity, lastWindow: -Infinity, predictions: 0 };
+      byModel.set(r.model, m);
+    }
+    m.segments.push(JSON.parse(r.segment) as Record<string, string>);
+    m.firstWindow = Math.min(m.firstWindow, toNumber(r.first));
+    m.lastWindow = Math.max(m.lastWindow, toNumber(r.last));
+    m.predictions += toNumber(r.predictions);
+  }
+  return [...byModel.values()];
+}
+
+export interface WindowQuery {
+  project: string;
+  model: string;
+  from: number;
+  to: number;
+  /** Only this segment (its labels must match exactly); absent = all segments merged. */
+  segment?: Record<string, string>;
+}
+
+/**
+ * The windows in [from, to) of one model, each merged from its partial rows; with no segment
+ * filter, segments are merged too (into a window whose segment is just the model).
+ */
+export async function loadWindows(db: Database, q: WindowQuery): Promise<WindowProfile[]> {
+  const params: Array<string | number> = [q.project, q.model, q.from, q.to];
+  let sql = `select segment, window_start, window_length, profile from partials
+              where project = $1 and model = $2 and window_start >= $3 and window_start < $4`;
+  if (q.segment) {
+    params.push(new WindowProfile(0, 60_000, q.segment).segmentKey);
+    sql += ' and segment = $5';
+  }
+  sql += ' order by window_start, id';
+  const rows = await db.query<{ segment: string; window_start: unknown; window_length: unknown; profile: unknown }>(sql, params);
+  const merged = new Map<string, WindowProfile>();
+  for (const r of rows) {
+    const [w] = decodeBatch(toBytes(r.profile)).windows;
+    const start = toNumber(r.window_start);
+    const key = `${start}/${toNumber(r.window_length)}`;
+    const target = q.segment ? w : w.segmentKey === JSON.stringify({ model: q.model }) ? w : relabel(w, { model: q.model });
+    const have = merged.get(key);
+    if (have) have.merge(target);
+    else merged.set(key, target);
+  }
+  return [...merged.values()].sort((a, b) => a.start - b.start);
+}
+
+/** The same window under other segment labels (to merge across segments). */
+function relabel(w: WindowProfile, segment: Record<string, string>): WindowProfile {
+  const out = new WindowProfile(w.start, w.length, segment);
+  out.predictions = w.predictions;
+  for (const [n, f] of w.inputs) out.inputs.set(n, f);
+  for (const [n, f] of w.outputs) out.outputs.set(n, f);
+  out.latency.merge(w.latency);
+  for (const [n, c] of w.events) out.events.set(n, c);
+  return out;
+}
+
+/**
+ * Folds the partial rows of up to `maxKeys` (project, model, segment, window) keys that have
+ * more than one row into a single row each. Rows are locked with SKIP LOCKED, so replicas
+ * compacting at once fold disjoint sets and never count a row twice. Returns rows removed.
+ */
+export async function compactOnce(db: Database, maxKeys = 100): Promise<number> {
+  const keys = await db.query<{ project: string; model: string; segment: string; window_start: unknown; window_length: unknown }>(
+    `select project, model, segment, window_start, window_length from partials
+      group by project, model, segment, window_start, window_length having count(*) > 1 limit $1`,
+    [maxKeys],
+  );
+  let removed = 0;
+  for (const k of keys) {
+    removed += await db.transaction(async (tx) => {
+      const rows = await tx.query<{ id: unknown; profile: unknown }>(
+        `select id, profile from partials
+          where project = $1 and model = $2 and segment = $3 and window_start = $4 and window_length = $5
+          for update skip locked`,
+        [k.project, k.model, k.segment, toNumber(k.window_start), toNumber(k.window_length)],
+      );
+      if (rows.length < 2) return 0;
+      let acc: WindowProfile | null = null;
+      for (const r of rows) {
+        const [w] = decodeBatch(toBytes(r.profile)).windows;
+        acc = acc === null ? w : acc.merge(w);
+      }
+      await tx.query('delete from partials where id = any($1::bigint[])', [rows.map((r) => toNumber(r.id))]);
+      await tx.query(
+        `insert into partials (project, model, segment, window_start, window_length, predictions, profile)
+         values ($1, $2, $3, $4, $5, $6, $7)`,
+        [k.project, k.model, k.segment, acc!.start, acc!.length, acc!.predictions, encodeWindow(acc!)],
+      );
+      return rows.length - 1;
+    });
+  }
+  return removed;
+}

@@ -1,0 +1,250 @@
+import { encodeBatch, type Batch, type WindowProfile } from '../sketch/index.js';
+import type { Database, Queryable } from './store/Database.js';
+import type { Metrics } from './metrics.js';
+
+/**
+ * Group commit of accepted batches.
+ *
+ * A request hands its decoded batch to `submit` and waits. Every `flushIntervalMs` (or sooner
+ * when `maxPending` batches wait) one transaction: locks the dedupe rows of the batches' agents
+ * in a fixed order, skips every (agent, sequence) already applied — by this replica, another
+ * replica, or earlier in the same flush — merges the rest per (project, model, segment, window),
+ * appends one partial row per key, and writes the agents' new dedupe state. Only after COMMIT
+ * are the waiting requests answered. A crash before then loses only unanswered batches, which
+ * the agents resend; a batch is therefore applied exactly once.
+ *
+ * Must: never answer before the commit that holds the batch; never apply a sequence twice;
+ * lock agent rows in one global order (replicas must not deadlock).
+ */
+export interface IngestOutcome {
+  status: 'applied' | 'duplicate';
+  sequence: number;
+}
+
+export interface IngestorOptions {
+  flushIntervalMs?: number;
+  maxPending?: number;
+  /** How far below an agent's highest applied sequence a late sequence is still told apart. */
+  dedupeWindow?: number;
+}
+
+interface Pending {
+  project: string;
+  batch: Batch;
+  resolve(outcome: IngestOutcome): void;
+  reject(error: Error): void;
+}
+
+interface AgentState {
+  project: string;
+  agentId: string;
+  highWater: number;
+  seen: Set<number>;
+  applied: number;
+  changed: boolean;
+}
+
+export const DEFAULT_DEDUPE_WINDOW = 4096;
+
+export class Ingestor {
+  private pending: Pending[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private closed = false;
+  private readonly flushIntervalMs: number;
+  private readonly maxPending: number;
+  private readonly dedupeWindow: number;
+
+  constructor(
+    private readonly db: Database,
+    private readonly metrics: Metrics,
+    options: IngestorOptions = {},
+  ) {
+    this.flushIntervalMs = options.flushIntervalMs ?? 20;
+    this.maxPending = options.maxPending ?? 1000;
+    this.dedupeWindow = options.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW;
+  }
+
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /** Queues a validated batch; resolves once it is committed (or found to be a duplicate). */
+  submit(project: string, batch: Batch): Promise<IngestOutcome> {
+    if (this.closed) return Promise.reject(new Error('collector is shutting down'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ project, batch, resolve, reject });
+      if (this.pending.length >= this.maxPending) this.schedule(0);
+      else this.schedule(this.flushIntervalMs);
+    });
+  }
+
+  private schedule(delay: number): void {
+    if (this.timer !== null && delay > 0) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, delay);
+  }
+
+  /** Commits everything queued so far. Flushes run one at a time, in order. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.flushOnce());
+    return this.flushing;
+  }
+
+  /** Stops taking batches and commits what is queued. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await this.flush();
+  }
+
+  private async flushOnce(): Promise<void> {
+    const items = this.pending;
+    if (items.length === 0) return;
+    this.pending = [];
+    const started = performance.now();
+    try {
+      const outcomes = await this.db.transaction((tx) => this.commit(tx, items));
+      items.forEach((item, i) => item.resolve(outcomes[i]));
+      let applied = 0;
+      for (const o of outcomes) if (o.status === 'applied') applied++;
+      this.metrics.inc('sketchwatch_ingest_batches_total', 'Batches acknowledged, by outcome.', { outcome: 'applied' }, applied);
+      this.metrics.inc('sketchwatch_ingest_batches_total', 'Batches acknowledged, by outcome.', { outcome: 'duplicate' }, outcomes.length - applied);
+    } catch (e) {
+      const error = e instanceof Error ? e : new Error(String(e));
+      this.metrics.inc('sketchwatch_flush_failures_total', 'Group commits that failed (their batches were not acknowledged).');
+      for (const item of items) item.reject(error);
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      this.metrics.observe('sketchwatch_flush_seconds', 'Time to commit one group of batches.', seconds);
+    }
+  }
+
+  private async commit(tx: Queryable, items: Pending[]): Promise<IngestOutcome[]> {
+    const states = await this.lockAgents(tx, items);
+    const aggregates = new Map<string, { project: string; model: string; window: WindowProfile }>();
+    const outcomes: IngestOutcome[] = [];
+    for (const { project, batch } of items) {
+      const state = states.get(agentKey(project, batch.agentId))!;
+      const sequence = batch.sequence;
+      if (this.alreadyApplied(state, sequence)) {
+        outcomes.push({ status: 'duplicate', sequence });
+        continue;
+      }
+      this.markApplied(state, sequence);
+      for (const w of batch.windows) {
+        const model = w.segment.model;
+        const key = `${project}\u0000${model}\u0000${w.segmentKey}\u0000${w.start}\u0000${w.length}`;
+        const agg = aggregates.get(key);
+        // The decoded batch belongs to this flush alone: its windows can be merged into in place.
+        if (agg) agg.window.merge(w);
+        else aggregates.set(key, { project, model, window: w });
+      }
+      outcomes.push({ status: 'applied', sequence });
+    }
+    await this.appendPartials(tx, [...aggregates.values()]);
+    await this.saveAgents(tx, [...states.values()].filter((s) => s.changed));
+    return outcomes;
+  }
+
+  /** Creates missing agent rows, then locks all of this flush's agents in key order. */
+  private async lockAgents(tx: Queryable, items: Pending[]): Promise<Map<string, AgentState>> {
+    const keys = new Map<string, [string, string]>();
+    for (const { project, batch } of items) keys.set(agentKey(project, batch.agentId), [project, batch.agentId]);
+    const ordered = [...keys.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+    const projects = ordered.map(([p]) => p);
+    const agents = ordered.map(([, a]) => a);
+    await tx.query(
+      `insert into agents (project, agent_id)
+       select * from unnest($1::text[], $2::text[]) on conflict do nothing`,
+      [projects, agents],
+    );
+    const rows = await tx.query<{ project: string; agent_id: string; high_water: unknown; seen: unknown[]; batches: unknown }>(
+      `select a.project, a.agent_id, a.high_water, a.seen, a.batches
+         from agents a join unnest($1::text[], $2::text[]) as k(project, agent_id)
+           on a.project = k.project and a.agent_id = k.agent_id
+        order by a.project, a.agent_id
+        for update of a`,
+      [projects, agents],
+    );
+    const states = new Map<string, AgentState>();
+    for (const r of rows) {
+      states.set(agentKey(r.project, r.agent_id), {
+        project: r.project,
+        agentId: r.agent_id,
+        highWater: Number(r.high_water),
+        seen: new Set((r.seen ?? []).map(Number)),
+        applied: Number(r.batches),
+        changed: false,
+      });
+    }
+    return states;
+  }
+
+  private alreadyApplied(state: AgentState, sequence: number): boolean {
+    // Below the window we no longer remember individual sequences: an agent only sends that
+    // far behind after the collector acknowledged thousands of newer batches, so it is a replay.
+    if (sequence <= state.highWater - this.dedupeWindow) return true;
+    return state.seen.has(sequence);
+  }
+
+  private markApplied(state: AgentState, sequence: number): void {
+    state.seen.add(sequence);
+    state.applied++;
+    state.changed = true;
+    if (sequence > state.highWater) {
+      state.highWater = sequence;
+      const floor = sequence - this.dedupeWindow;
+      for (const s of state.seen) if (s <= floor) state.seen.delete(s);
+    }
+  }
+
+  private async appendPartials(tx: Queryable, aggregates: Array<{ project: string; model: string; window: WindowProfile }>): Promise<void> {
+    if (aggregates.length === 0) return;
+    const cols: { project: string[]; model: string[]; segment: string[]; start: number[]; length: number[]; predictions: number[] } = {
+      project: [], model: [], segment: [], start: [], length: [], predictions: [],
+    };
+    const profiles: Uint8Array[] = [];
+    for (const { project, model, window } of aggregates) {
+      cols.project.push(project);
+      cols.model.push(model);
+      cols.segment.push(window.segmentKey);
+      cols.start.push(window.start);
+      cols.length.push(window.length);
+      cols.predictions.push(window.predictions);
+      profiles.push(encodeWindow(window));
+    }
+    // One statement per row for the bytea (arrays of bytea differ between the two drivers);
+    // they share the transaction, so the flush is still one commit.
+    for (let i = 0; i < aggregates.length; i++) {
+      await tx.query(
+        `insert into partials (project, model, segment, window_start, window_length, predictions, profile)
+         values ($1, $2, $3, $4, $5, $6, $7)`,
+        [cols.project[i], cols.model[i], cols.segment[i], cols.start[i], cols.length[i], cols.predictions[i], profiles[i]],
+      );
+    }
+  }
+
+  private async saveAgents(tx: Queryable, states: AgentState[]): Promise<void> {
+    for (const s of states) {
+      await tx.query(
+        `update agents set high_water = $3, seen = $4::bigint[], batches = $5, last_seen_at = now()
+          where project = $1 and agent_id = $2`,
+        [s.project, s.agentId, s.highWater, [...s.seen].sort((a, b) => a - b), s.applied],
+      );
+    }
+  }
+}
+
+function agentKey(project: string, agentId: string): string {
+  return `${project}\u0000${agentId}`;
+}
+
+/** A window as stored in a partial row: a one-window batch in the wire format. */
+export function encodeWindow(window: WindowProfile): Uint8Array {
+  return encodeBatch({ agentId: 'collector', sequence: 0, sentAt: 0, windows: [window] });
+}

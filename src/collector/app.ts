@@ -1,0 +1,293 @@
+import { timingSafeEqual } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CodecError, decodeBatch, type Batch, type FeatureProfile } from '../sketch/index.js';
+import { PROJECT_ID, createProject, listModels, listProjects, loadWindows, projectForKey } from './Aggregates.js';
+import type { CollectorConfig } from './config.js';
+import type { Ingestor } from './Ingestor.js';
+import type { Metrics } from './metrics.js';
+import { RateLimiter } from './RateLimiter.js';
+import type { Database } from './store/Database.js';
+
+/**
+ * The collector's HTTP surface, as one fastify plugin: ingest (per-project key), the admin and
+ * query API (bearer token), health and Prometheus metrics. Every route declares its schemas;
+ * 5xx bodies say only that the server failed (details go to the log).
+ */
+export interface AppDeps {
+  config: CollectorConfig;
+  db: Database;
+  ingestor: Ingestor;
+  metrics: Metrics;
+}
+
+const REJECTS = 'sketchwatch_ingest_rejects_total';
+const REJECTS_HELP = 'Ingest requests refused, by reason.';
+
+/** Key → project, cached; unknown keys are cached too, briefly, so bad keys cost no query. */
+const KEY_CACHE_MS = 30_000;
+
+export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const { config, db, ingestor, metrics } = deps;
+  const agentLimiter = new RateLimiter(config.agentRate, config.agentBurst);
+  const ipLimiter = new RateLimiter(config.ipRate, config.ipBurst);
+  const keyCache = new Map<string, { project: string | null; at: number }>();
+
+  async function lookupKey(key: string): Promise<string | null> {
+    const hit = keyCache.get(key);
+    if (hit && Date.now() - hit.at < KEY_CACHE_MS) return hit.project;
+    const project = await projectForKey(db, key);
+    if (keyCache.size > 10_000) keyCache.clear();
+    keyCache.set(key, { project, at: Date.now() });
+    return project;
+  }
+
+  function reject(reply: FastifyReply, status: number, reason: string, message: string): FastifyReply {
+    metrics.inc(REJECTS, REJECTS_HELP, { reason });
+    return reply.code(status).send({ error: message, reason });
+  }
+
+  // Bodies are raw bytes whatever the declared type: sendBeacon cannot always set one.
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.maxBodyBytes }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status === 413) return reject(reply, 413, 'too_large', `body over ${config.maxBodyBytes} bytes`);
+    if (status === 408 || error.code === 'FST_ERR_REQUEST_TIMEOUT') return reject(reply, 408, 'timeout', 'request took too long');
+    if (status >= 400 && status < 500) return reply.code(status).send({ error: error.message });
+    request.log.error(error);
+    return reply.code(500).send({ error: 'internal error' });
+  });
+
+  const ingestResponse = {
+    200: {
+      type: 'object',
+      properties: { status: { type: 'string', enum: ['applied', 'duplicate'] }, sequence: { type: 'number' }, agentId: { type: 'string' } },
+      required: ['status', 'sequence', 'agentId'],
+    },
+    '4xx': { type: 'object', properties: { error: { type: 'string' }, reason: { type: 'string' } } },
+    '5xx': { type: 'object', properties: { error: { type: 'string' } } },
+  };
+
+  app.post('/v1/ingest', {
+    schema: {
+      querystring: {
+        type: 'object',
+        properties: { key: { type: 'string', maxLength: 128 }, encoding: { type: 'string', enum: ['gzip', 'identity'] } },
+      },
+      response: ingestResponse,
+    },
+  }, async (request: FastifyRequest<{ Querystring: { key?: string; encoding?: string } }>, reply) => {
+    const wait = ipLimiter.take(request.ip);
+    if (wait > 0) return reject(reply.header('retry-after', String(wait)), 429, 'rate_ip', 'too many requests from this address');
+    const key = request.query.key;
+    if (!key) return reject(reply, 401, 'no_key', 'missing ?key=<ingest key>');
+    const project = await lookupKey(key);
+    if (project === null) return reject(reply, 403, 'bad_key', 'unknown ingest key');
+    let body = request.body as Buffer | undefined;
+    if (!body || body.length === 0) return reject(reply, 400, 'empty', 'empty body');
+    const gzip = request.query.encoding === 'gzip' || request.headers['content-encoding'] === 'gzip';
+    if (gzip) {
+      try {
+        body = gunzipSync(body, { maxOutputLength: config.maxBodyBytes * 8 });
+      } catch {
+        return reject(reply, 400, 'bad_gzip', 'body is not valid gzip (or inflates past the limit)');
+      }
+    }
+    let batch: Batch;
+    try {
+      batch = decodeBatch(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+    } catch (e) {
+      if (e instanceof CodecError) return reject(reply, 400, 'decode', e.message);
+      throw e;
+    }
+    const agentWait = agentLimiter.take(`${project}\u0000${batch.agentId}`);
+    if (agentWait > 0) return reject(reply.header('retry-after', String(agentWait)), 429, 'rate_agent', 'too many requests from this agent');
+    const problem = implausible(batch, config, Date.now());
+    if (problem) return reject(reply, 422, 'implausible', problem);
+    metrics.inc('sketchwatch_ingest_bytes_total', 'Bytes of accepted ingest bodies (as sent).', {}, (request.body as Buffer).length);
+    try {
+      const outcome = await ingestor.submit(project, batch);
+      return { ...outcome, agentId: batch.agentId };
+    } catch (e) {
+      request.log.error(e);
+      // Not committed, so not acknowledged: the agent keeps the batch and retries.
+      return reject(reply.header('retry-after', '1'), 503, 'store', 'could not store the batch; retry');
+    }
+  });
+
+  // ---- admin and query API (Authorization: Bearer <admin token>)
+
+  const adminToken = Buffer.from(config.adminToken);
+  const requireAdmin = async (request: FastifyRequest, reply: FastifyReply) => {
+    const header = request.headers.authorization ?? '';
+    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    if (given.length !== adminToken.length || !timingSafeEqual(given, adminToken)) {
+      return reply.code(401).send({ error: 'missing or wrong admin token (Authorization: Bearer …)' });
+    }
+  };
+
+  await app.register(async (admin) => {
+    admin.addHook('onRequest', requireAdmin);
+
+    admin.post('/v1/projects', {
+      schema: {
+        body: { type: 'object', properties: { id: { type: 'string', pattern: PROJECT_ID.source } }, required: ['id'], additionalProperties: false },
+        response: { 200: { type: 'object', properties: { id: { type: 'string' }, ingestKey: { type: 'string' } } } },
+      },
+    }, async (request: FastifyRequest<{ Body: { id: string } }>) => createProject(db, request.body.id));
+
+    admin.get('/v1/projects', {
+      schema: { response: { 200: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, ingestKey: { type: 'string' } } } } } },
+    }, async () => listProjects(db));
+
+    admin.get('/v1/projects/:project/models', {
+      schema: { params: { type: 'object', properties: { project: { type: 'string' } }, required: ['project'] } },
+    }, async (request: FastifyRequest<{ Params: { project: string } }>) => ({ models: await listModels(db, request.params.project) }));
+
+    const rangeQuery = {
+      type: 'object',
+      properties: {
+        from: { type: 'integer', minimum: 0 },
+        to: { type: 'integer', minimum: 0 },
+        segment: { type: 'string', maxLength: 4096 },
+        quantiles: { type: 'string', maxLength: 1024 },
+      },
+      required: ['from', 'to'],
+    };
+
+    admin.get('/v1/projects/:project/models/:model/windows', {
+      schema: { querystring: rangeQuery },
+    }, async (request: FastifyRequest<{ Params: { project: string; model: string }; Querystring: RangeQuery }>, reply) => {
+      const q = parseRange(request, reply);
+      if (!q) return reply;
+      const windows = await loadWindows(db, q);
+      return {
+        windows: windows.map((w) => ({
+          start: w.start,
+          length: w.length,
+          predictions: w.predictions,
+          inputs: [...w.inputs.values()].map((f) => summarize(f)),
+          outputs: [...w.outputs.values()].map((f) => summarize(f)),
+          latency: summarize(w.latency),
+          events: Object.fromEntries(w.events),
+        })),
+      };
+    });
+
+    admin.get('/v1/projects/:project/models/:model/features/:feature', {
+      schema: { querystring: rangeQuery },
+    }, async (request: FastifyRequest<{ Params: { project: string; model: string; feature: string }; Querystring: RangeQuery }>, reply) => {
+      const q = parseRange(request, reply);
+      if (!q) return reply;
+      const qs = (request.query.quantiles ?? '0.01,0.05,0.25,0.5,0.75,0.95,0.99').split(',').map(Number);
+      if (qs.some((x) => !(x >= 0 && x <= 1))) return reply.code(400).send({ error: 'quantiles must be numbers in [0, 1]' });
+      const windows = await loadWindows(db, q);
+      const name = request.params.feature;
+      let merged: FeatureProfile | undefined;
+      for (const w of windows) {
+        const f = name === 'latency_ms' ? w.latency : w.inputs.get(name) ?? w.outputs.get(name);
+        if (!f) continue;
+        merged = merged ? merged.merge(f) : f;
+      }
+      if (!merged) return reply.code(404).send({ error: `no data for feature ${name} in that range` });
+      return { ...summarize(merged, qs), windows: windows.length };
+    });
+  });
+
+  // ---- operations
+
+  app.get('/healthz', async () => ({ ok: true, store: db.kind, pending: ingestor.pendingCount }));
+
+  app.get('/metrics', async (_request, reply) => {
+    metrics.set('sketchwatch_ingest_pending', 'Batches waiting for the next group commit.', ingestor.pendingCount);
+    try {
+      const [row] = await db.query<{ rows: unknown }>('select count(*) as rows from partials');
+      metrics.set('sketchwatch_store_partial_rows', 'Partial aggregate rows in the store.', Number(row.rows));
+    } catch {
+      // The store being down must not take the metrics endpoint with it.
+    }
+    return reply.type('text/plain; version=0.0.4').send(metrics.render());
+  });
+}
+
+interface RangeQuery {
+  from: number;
+  to: number;
+  segment?: string;
+  quantiles?: string;
+}
+
+function parseRange(
+  request: FastifyRequest<{ Params: { project: string; model: string }; Querystring: RangeQuery }>,
+  reply: FastifyReply,
+): { project: string; model: string; from: number; to: number; segment?: Record<string, string> } | null {
+  const { from, to, segment } = request.query;
+  if (!(to > from)) {
+    reply.code(400).send({ error: '`to` must be after `from` (milliseconds since the epoch)' });
+    return null;
+  }
+  let parsed: Record<string, string> | undefined;
+  if (segment) {
+    try {
+      parsed = JSON.parse(segment) as Record<string, string>;
+      if (typeof parsed !== 'object' || parsed === null || Object.values(parsed).some((v) => typeof v !== 'string')) throw new Error();
+    } catch {
+      reply.code(400).send({ error: 'segment must be a JSON object of string labels' });
+      return null;
+    }
+  }
+  return { project: request.params.project, model: request.params.model, from, to, segment: parsed };
+}
+
+/** What the API says about a feature: counts, moments, quantiles, CDF points or class counts. */
+export function summarize(f: FeatureProfile, quantiles = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    name: f.name,
+    kind: f.kind,
+    count: f.count,
+    missing: f.missing,
+    nan: f.nan,
+    posInf: f.posInf,
+    negInf: f.negInf,
+  };
+  if (f.digest && f.moments && f.digest.count > 0) {
+    const d = f.digest;
+    out.min = d.min;
+    out.max = d.max;
+    out.mean = f.moments.mean;
+    out.std = f.moments.std;
+    out.quantiles = Object.fromEntries(quantiles.map((q) => [String(q), d.quantile(q)]));
+    // The CDF at 21 evenly spaced points between min and max: enough to draw it.
+    out.cdf = Array.from({ length: 21 }, (_, i) => {
+      const x = d.min + ((d.max - d.min) * i) / 20;
+      return [x, d.cdf(x)];
+    });
+  }
+  if (f.classes) out.classes = { labels: f.classes.labels, counts: Array.from(f.classes.counts), unseen: f.classes.unseen };
+  if (f.labels) out.labels = { top: f.labels.entries(), other: f.labels.other, total: f.labels.total };
+  return out;
+}
+
+/** Why a batch cannot be true, or null. Checked before anything is queued. */
+function implausible(batch: Batch, config: CollectorConfig, now: number): string | null {
+  const skew = now - batch.sentAt;
+  for (const w of batch.windows) {
+    if (!w.segment.model) return 'every window needs a `model` segment label';
+    if (w.predictions > config.maxPredictionsPerWindow) return `a window claims ${w.predictions} predictions (cap ${config.maxPredictionsPerWindow})`;
+    for (const f of [...w.inputs.values(), ...w.outputs.values(), w.latency]) {
+      if (f.count > config.maxPredictionsPerWindow * 1024) return `feature ${f.name} claims ${f.count} observations`;
+    }
+  }
+  // Clock skew: a client's windows are on its own clock. Beyond the tolerance, move them by the
+  // whole number of windows that the send time says the clock is off.
+  if (Math.abs(skew) > config.clockSkewToleranceMs) {
+    for (const w of batch.windows) if (w.start + Math.round(skew / w.length) * w.length < 0) return 'the send time puts a window before 1970';
+    batch.windows = batch.windows.map((w) => w.movedTo(w.start + Math.round(skew / w.length) * w.length));
+  }
+  for (const w of batch.windows) {
+    if (w.start > now + 60_000) return `window ${new Date(w.start).toISOString()} is in the future`;
+    if (w.start < now - config.retentionMs) return `window ${new Date(w.start).toISOString()} is older than the retention`;
+  }
+  return null;
+}

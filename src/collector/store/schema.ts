@@ -1,0 +1,65 @@
+import type { Database } from './Database.js';
+
+/**
+ * The schema, as numbered migrations applied in order on start. Each runs once, in a
+ * transaction with the version bump, under an advisory lock so that replicas starting together
+ * do not race.
+ *
+ * partials: append-only partial aggregates, one row per (project, model, segment, window) per
+ * collector flush, holding an encoded WindowProfile. Queries merge the rows of a key; the
+ * compactor folds them into one. Appending instead of updating a hot row is what lets several
+ * replicas write without contending.
+ *
+ * agents: per (project, agent) dedupe state — the highest sequence applied and the sequences
+ * applied within DEDUPE_WINDOW below it. Updated in the same transaction as the partials it
+ * accounts for, so a batch is applied exactly once or not at all.
+ */
+const MIGRATIONS: string[] = [
+  `
+  create table projects (
+    id text primary key,
+    ingest_key text not null unique,
+    created_at timestamptz not null default now()
+  );
+  create table agents (
+    project text not null references projects(id),
+    agent_id text not null,
+    high_water bigint not null default -1,
+    seen bigint[] not null default '{}',
+    batches bigint not null default 0,
+    last_seen_at timestamptz not null default now(),
+    primary key (project, agent_id)
+  );
+  create table partials (
+    id bigserial primary key,
+    project text not null references projects(id),
+    model text not null,
+    segment text not null,
+    window_start bigint not null,
+    window_length integer not null,
+    predictions bigint not null,
+    profile bytea not null,
+    created_at timestamptz not null default now()
+  );
+  create index partials_by_window on partials (project, model, window_start);
+  `,
+];
+
+const LOCK_ID = 0x5357_0001; // "SW" + 1: the migration advisory lock
+
+export async function migrate(db: Database): Promise<number> {
+  await db.exec('create table if not exists sw_schema (version integer not null)');
+  return db.transaction(async (tx) => {
+    await tx.query('select pg_advisory_xact_lock($1)', [LOCK_ID]);
+    const rows = await tx.query<{ version: number }>('select version from sw_schema');
+    let version = rows.length === 0 ? 0 : Number(rows[0].version);
+    if (rows.length === 0) await tx.query('insert into sw_schema (version) values (0)');
+    for (; version < MIGRATIONS.length; version++) {
+      for (const statement of MIGRATIONS[version].split(';').map((s) => s.trim()).filter(Boolean)) {
+        await tx.query(statement);
+      }
+      await tx.query('update sw_schema set version = $1', [version + 1]);
+    }
+    return version;
+  });
+}
