@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import Fastify from 'fastify';
 import { compactOnce } from './Aggregates.js';
 import { collectorApp } from './app.js';
@@ -40,10 +41,26 @@ export async function startCollector(options: Partial<CollectorConfig> & { logge
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: config.maxBodyBytes,
-    // Slow-loris: a request (headers and body) must complete within this time.
-    requestTimeout: config.requestTimeoutMs,
-    connectionTimeout: config.requestTimeoutMs,
     trustProxy: false,
+    // Errors before a request reaches a route (a timed-out body, a malformed request line).
+    clientErrorHandler: (error: Error & { code?: string }, socket) => {
+      const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'ERR_HTTP_HEADERS_TIMEOUT';
+      metrics.inc('sketchwatch_ingest_rejects_total', 'Ingest requests refused, by reason.', { reason: timeout ? 'timeout' : 'bad_request' });
+      if (socket.writable) socket.end(timeout ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      socket.destroy();
+    },
+    // Slow-loris: a request (headers and body) must complete within requestTimeoutMs. Node
+    // checks that only every connectionsCheckingInterval (30 s by default), so check often.
+    serverFactory: (handler) =>
+      createServer(
+        {
+          requestTimeout: config.requestTimeoutMs,
+          headersTimeout: Math.min(config.requestTimeoutMs, 60_000),
+          connectionsCheckingInterval: Math.max(250, Math.min(1000, config.requestTimeoutMs / 4)),
+          keepAliveTimeout: 5_000,
+        },
+        handler,
+      ),
   });
   await app.register(collectorApp, { config, db, ingestor, metrics });
   const compactor = setInterval(() => {
