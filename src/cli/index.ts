@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import { statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createProject } from '../collector/Aggregates.js';
 import { ConfigError } from '../collector/config.js';
 import { startCollector } from '../collector/server.js';
+import { buildBaseline } from './baseline.js';
 
 const USAGE = `usage: sketchwatch <command> [options]
 
@@ -13,6 +15,15 @@ commands:
     --data DIR        embedded store directory (default .sketchwatch-data; ignored with DATABASE_URL)
     --memory          embedded store in memory (nothing kept; for trials and tests)
     --project ID      create this project if missing and print its ingest key
+  baseline <file.csv|.json|.jsonl>   build a baseline profile from training data
+    --model M         the model it describes (required)
+    --inputs a,b,c    numeric input columns (default: every column not named below)
+    --categorical c   columns of labels (comma separated)
+    --outputs o       output columns (numeric)
+    --out FILE        where to write the profile (default <file>.swb)
+    --upload URL      also upload it: the collector's base URL (needs --project, --name and
+                      SKETCHWATCH_ADMIN_TOKEN)
+    --project P, --name N   the project and baseline name for --upload (name default: training)
   environment: DATABASE_URL=postgres://… (PostgreSQL instead of the embedded store),
                SKETCHWATCH_ADMIN_TOKEN (else a random one is printed), and the SKETCHWATCH_* limits
                in the README.
@@ -24,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
+  if (command === 'baseline') return baselineCommand(rest);
   if (command !== 'collector') {
     process.stderr.write(`sketchwatch: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
     return 2;
@@ -70,6 +82,70 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   return -1; // keep running
+}
+
+async function baselineCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      model: { type: 'string' },
+      inputs: { type: 'string' },
+      categorical: { type: 'string' },
+      outputs: { type: 'string' },
+      out: { type: 'string' },
+      upload: { type: 'string' },
+      project: { type: 'string' },
+      name: { type: 'string' },
+    },
+    strict: true,
+  });
+  const file = positionals[0];
+  if (!file || !values.model) {
+    process.stderr.write(`sketchwatch baseline: give a data file and --model\n\n${USAGE}`);
+    return 2;
+  }
+  const list = (v?: string) => (v ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
+  const showProgress = statSync(file).size > 1 << 20;
+  let last = 0;
+  const result = await buildBaseline(file, {
+    model: values.model,
+    inputs: list(values.inputs),
+    categorical: list(values.categorical),
+    outputs: list(values.outputs),
+    progress: showProgress
+      ? (done, total) => {
+          const now = Date.now();
+          if (now - last < 200 && done < total) return;
+          last = now;
+          const width = 30;
+          const filled = Math.round((done / total) * width);
+          process.stderr.write(`\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${((100 * done) / total).toFixed(0)}% of ${(total / 1048576).toFixed(1)} MiB`);
+        }
+      : undefined,
+  });
+  if (showProgress) process.stderr.write('\n');
+  const out = values.out ?? `${file.replace(/\.[^.]+$/, '')}.swb`;
+  writeFileSync(out, result.bytes);
+  const features = [...result.window.inputs.keys(), ...result.window.outputs.keys()];
+  process.stdout.write(`baseline for ${values.model}: ${result.rows} rows, ${features.length} features (${features.join(', ')}) → ${out} (${result.bytes.length} bytes)\n`);
+  for (const [column, n] of result.unparseable) process.stdout.write(`  note: ${n} cells of ${column} were not numbers (counted as missing)\n`);
+  if (values.upload) {
+    const token = process.env.SKETCHWATCH_ADMIN_TOKEN;
+    if (!values.project || !token) {
+      process.stderr.write('sketchwatch baseline: --upload needs --project and SKETCHWATCH_ADMIN_TOKEN\n');
+      return 2;
+    }
+    const name = values.name ?? 'training';
+    const url = `${values.upload.replace(/\/$/, '')}/v1/projects/${encodeURIComponent(values.project)}/models/${encodeURIComponent(values.model)}/baselines/${encodeURIComponent(name)}`;
+    const res = await fetch(url, { method: 'PUT', body: result.bytes, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' } });
+    if (!res.ok) {
+      process.stderr.write(`sketchwatch baseline: upload failed: ${res.status} ${await res.text()}\n`);
+      return 1;
+    }
+    process.stdout.write(`uploaded as baseline ${JSON.stringify(name)} of ${values.project}/${values.model}\n`);
+  }
+  return 0;
 }
 
 main(process.argv.slice(2)).then(

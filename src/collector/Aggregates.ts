@@ -29,6 +29,10 @@ export async function listProjects(db: Database): Promise<Project[]> {
   return rows.map((r) => ({ id: r.id, ingestKey: r.ingest_key }));
 }
 
+export async function projectExists(db: Database, id: string): Promise<boolean> {
+  return (await db.query('select 1 from projects where id = $1', [id])).length > 0;
+}
+
 export async function projectForKey(db: Database, ingestKey: string): Promise<string | null> {
   const rows = await db.query<{ id: string }>('select id from projects where ingest_key = $1', [ingestKey]);
   return rows.length ? rows[0].id : null;
@@ -91,7 +95,7 @@ export async function loadWindows(db: Database, q: WindowQuery): Promise<WindowP
     const [w] = decodeBatch(toBytes(r.profile)).windows;
     const start = toNumber(r.window_start);
     const key = `${start}/${toNumber(r.window_length)}`;
-    const target = q.segment ? w : w.segmentKey === JSON.stringify({ model: q.model }) ? w : relabel(w, { model: q.model });
+    const target = q.segment ? w : w.segmentKey === JSON.stringify({ model: q.model }) ? w : reframe(w, w.start, w.length, { model: q.model });
     const have = merged.get(key);
     if (have) have.merge(target);
     else merged.set(key, target);
@@ -99,9 +103,9 @@ export async function loadWindows(db: Database, q: WindowQuery): Promise<WindowP
   return [...merged.values()].sort((a, b) => a.start - b.start);
 }
 
-/** The same window under other segment labels (to merge across segments). */
-function relabel(w: WindowProfile, segment: Record<string, string>): WindowProfile {
-  const out = new WindowProfile(w.start, w.length, segment);
+/** The same data in another frame: other start, length or segment labels (to merge across). */
+function reframe(w: WindowProfile, start: number, length: number, segment: Record<string, string>): WindowProfile {
+  const out = new WindowProfile(start, length, segment);
   out.predictions = w.predictions;
   for (const [n, f] of w.inputs) out.inputs.set(n, f);
   for (const [n, f] of w.outputs) out.outputs.set(n, f);
@@ -146,4 +150,50 @@ export async function compactOnce(db: Database, maxKeys = 100): Promise<number> 
     });
   }
   return removed;
+}
+
+// ---------------------------------------------------------------- baselines
+
+export const BASELINE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export interface BaselineInfo {
+  name: string;
+  source: string;
+  observations: number;
+  createdAt: string;
+}
+
+/** Stores (or replaces) a baseline profile for a model. */
+export async function saveBaseline(db: Database, project: string, model: string, name: string, source: string, window: WindowProfile): Promise<BaselineInfo> {
+  const observations = window.predictions;
+  const rows = await db.query<{ created_at: unknown }>(
+    `insert into baselines (project, model, name, source, observations, profile) values ($1, $2, $3, $4, $5, $6)
+     on conflict (project, model, name) do update
+       set source = excluded.source, observations = excluded.observations, profile = excluded.profile, created_at = now()
+     returning created_at`,
+    [project, model, name, source, observations, encodeWindow(window)],
+  );
+  return { name, source, observations, createdAt: new Date(rows[0].created_at as string | Date).toISOString() };
+}
+
+export async function listBaselines(db: Database, project: string, model: string): Promise<BaselineInfo[]> {
+  const rows = await db.query<{ name: string; source: string; observations: unknown; created_at: unknown }>(
+    'select name, source, observations, created_at from baselines where project = $1 and model = $2 order by name',
+    [project, model],
+  );
+  return rows.map((r) => ({ name: r.name, source: r.source, observations: toNumber(r.observations), createdAt: new Date(r.created_at as string | Date).toISOString() }));
+}
+
+export async function loadBaseline(db: Database, project: string, model: string, name: string): Promise<WindowProfile | null> {
+  const rows = await db.query<{ profile: unknown }>('select profile from baselines where project = $1 and model = $2 and name = $3', [project, model, name]);
+  return rows.length ? decodeBatch(toBytes(rows[0].profile)).windows[0] : null;
+}
+
+/** Merges every window of [from, to) into one profile: a baseline from production data. */
+export async function mergeRange(db: Database, project: string, model: string, from: number, to: number): Promise<WindowProfile | null> {
+  const windows = await loadWindows(db, { project, model, from, to });
+  if (windows.length === 0) return null;
+  const merged = new WindowProfile(0, 60_000, { model, source: `range:${from}-${to}` });
+  for (const w of windows) merged.merge(reframe(w, 0, 60_000, { ...merged.segment }));
+  return merged;
 }

@@ -2,7 +2,19 @@ import { timingSafeEqual } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CodecError, decodeBatch, type Batch, type FeatureProfile } from '../sketch/index.js';
-import { PROJECT_ID, createProject, listModels, listProjects, loadWindows, projectForKey } from './Aggregates.js';
+import {
+  BASELINE_NAME,
+  PROJECT_ID,
+  createProject,
+  listBaselines,
+  listModels,
+  listProjects,
+  loadWindows,
+  mergeRange,
+  projectExists,
+  projectForKey,
+  saveBaseline,
+} from './Aggregates.js';
 import type { CollectorConfig } from './config.js';
 import type { Ingestor } from './Ingestor.js';
 import type { Metrics } from './metrics.js';
@@ -192,6 +204,54 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
       }
       if (!merged) return reply.code(404).send({ error: `no data for feature ${name} in that range` });
       return { ...summarize(merged, qs), windows: windows.length };
+    });
+  });
+
+  // ---- baselines (admin)
+
+  await app.register(async (admin) => {
+    admin.addHook('onRequest', requireAdmin);
+    const params = {
+      type: 'object',
+      properties: { project: { type: 'string' }, model: { type: 'string' }, name: { type: 'string', pattern: BASELINE_NAME.source } },
+      required: ['project', 'model'],
+    };
+    type P = { Params: { project: string; model: string; name: string } };
+
+    admin.get('/v1/projects/:project/models/:model/baselines', { schema: { params } }, async (request: FastifyRequest<P>) => ({
+      baselines: await listBaselines(db, request.params.project, request.params.model),
+    }));
+
+    // Upload a profile built by `sketchwatch baseline` (a .swb file: one window, wire format).
+    admin.put('/v1/projects/:project/models/:model/baselines/:name', { schema: { params } }, async (request: FastifyRequest<P>, reply) => {
+      const body = request.body as Buffer | undefined;
+      if (!Buffer.isBuffer(body) || body.length === 0) return reply.code(400).send({ error: 'send the .swb file as the request body' });
+      let windows;
+      try {
+        windows = decodeBatch(new Uint8Array(body.buffer, body.byteOffset, body.byteLength)).windows;
+      } catch (e) {
+        if (e instanceof CodecError) return reply.code(400).send({ error: `not a baseline file: ${e.message}` });
+        throw e;
+      }
+      if (windows.length !== 1) return reply.code(400).send({ error: `a baseline file holds one profile, this one ${windows.length}` });
+      const { project, model, name } = request.params;
+      if (!(await projectExists(db, project))) return reply.code(404).send({ error: `no project ${project}` });
+      return saveBaseline(db, project, model, name, windows[0].segment.source ?? 'upload', windows[0]);
+    });
+
+    // A baseline from production: every window of a fixed time range, merged.
+    admin.post('/v1/projects/:project/models/:model/baselines/:name/from-range', {
+      schema: {
+        params,
+        body: { type: 'object', properties: { from: { type: 'integer', minimum: 0 }, to: { type: 'integer', minimum: 0 } }, required: ['from', 'to'], additionalProperties: false },
+      },
+    }, async (request: FastifyRequest<P & { Body: { from: number; to: number } }>, reply) => {
+      const { project, model, name } = request.params;
+      const { from, to } = request.body;
+      if (!(to > from)) return reply.code(400).send({ error: '`to` must be after `from`' });
+      const merged = await mergeRange(db, project, model, from, to);
+      if (!merged) return reply.code(404).send({ error: `no data for ${model} in that range` });
+      return saveBaseline(db, project, model, name, merged.segment.source, merged);
     });
   });
 

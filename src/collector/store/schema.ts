@@ -10,6 +10,10 @@ import type { Database } from './Database.js';
  * compactor folds them into one. Appending instead of updating a hot row is what lets several
  * replicas write without contending.
  *
+ * baselines: named reference profiles per model (training data, or a fixed range of production),
+ * stored as encoded WindowProfiles; PSI bins are derived from a baseline deterministically, so
+ * they are fixed from the moment it is stored.
+ *
  * agents: per (project, agent) dedupe state — the highest sequence applied and the sequences
  * applied within DEDUPE_WINDOW below it. Updated in the same transaction as the partials it
  * accounts for, so a batch is applied exactly once or not at all.
@@ -42,6 +46,18 @@ const MIGRATIONS: string[] = [
     created_at timestamptz not null default now()
   );
   create index partials_by_window on partials (project, model, window_start);
+  `,
+  `
+  create table baselines (
+    project text not null references projects(id),
+    model text not null,
+    name text not null,
+    source text not null,
+    observations bigint not null,
+    profile bytea not null,
+    created_at timestamptz not null default now(),
+    primary key (project, model, name)
+  );
   `,
 ];
 
