@@ -30,11 +30,22 @@ function onwarn(warning, warn) {
   warn(warning);
 }
 
+/** The collector and CLI run on Node: their dependencies stay external (installed with us). */
+const nodeExternal = (id) => /^(node:|fastify|pg$|@electric-sql\/pglite)/.test(id);
+
 export default [
-  {
-    input: { index: 'src/sketch/index.ts' },
-    output: { dir: 'dist/sketch', format: 'esm', sourcemap: true },
+  // Isomorphic subpaths, one self-contained file each (a page or worker loads just what it needs).
+  ...['sketch', 'drift'].map((name) => ({
+    input: { index: `src/${name}/index.ts` },
+    output: { dir: `dist/${name}`, format: 'esm', sourcemap: true },
     plugins: [esbuild({ target: 'es2022' }), sizeReport()],
+    onwarn,
+  })),
+  {
+    input: { 'cli/index': 'src/cli/index.ts', 'collector/server': 'src/collector/server.ts' },
+    output: { dir: 'dist', format: 'esm', sourcemap: true, chunkFileNames: 'shared/[name]-[hash].js' },
+    external: nodeExternal,
+    plugins: [esbuild({ target: 'node20' })],
     onwarn,
   },
 ];

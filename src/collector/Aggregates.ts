@@ -1,7 +1,7 @@
 import { decodeBatch, WindowProfile } from '../sketch/index.js';
 import { encodeWindow } from './Ingestor.js';
 import { randomToken } from './config.js';
-import { toBytes, toNumber, type Database } from './store/Database.js';
+import { toBytes, toNumber, type Database, type Queryable } from './store/Database.js';
 
 /**
  * The read side of the store: projects and their ingest keys, and windows merged from their
@@ -24,16 +24,16 @@ export async function createProject(db: Database, id: string, ingestKey = random
   return { id: rows[0].id, ingestKey: rows[0].ingest_key };
 }
 
-export async function listProjects(db: Database): Promise<Project[]> {
+export async function listProjects(db: Queryable): Promise<Project[]> {
   const rows = await db.query<{ id: string; ingest_key: string }>('select id, ingest_key from projects order by id');
   return rows.map((r) => ({ id: r.id, ingestKey: r.ingest_key }));
 }
 
-export async function projectExists(db: Database, id: string): Promise<boolean> {
+export async function projectExists(db: Queryable, id: string): Promise<boolean> {
   return (await db.query('select 1 from projects where id = $1', [id])).length > 0;
 }
 
-export async function projectForKey(db: Database, ingestKey: string): Promise<string | null> {
+export async function projectForKey(db: Queryable, ingestKey: string): Promise<string | null> {
   const rows = await db.query<{ id: string }>('select id from projects where ingest_key = $1', [ingestKey]);
   return rows.length ? rows[0].id : null;
 }
@@ -46,7 +46,7 @@ export interface ModelSummary {
   predictions: number;
 }
 
-export async function listModels(db: Database, project: string): Promise<ModelSummary[]> {
+export async function listModels(db: Queryable, project: string): Promise<ModelSummary[]> {
   const rows = await db.query<{ model: string; segment: string; first: unknown; last: unknown; predictions: unknown }>(
     `select model, segment, min(window_start) as first, max(window_start) as last, sum(predictions) as predictions
        from partials where project = $1 group by model, segment order by model, segment`,
@@ -80,7 +80,7 @@ export interface WindowQuery {
  * The windows in [from, to) of one model, each merged from its partial rows; with no segment
  * filter, segments are merged too (into a window whose segment is just the model).
  */
-export async function loadWindows(db: Database, q: WindowQuery): Promise<WindowProfile[]> {
+export async function loadWindows(db: Queryable, q: WindowQuery): Promise<WindowProfile[]> {
   const params: Array<string | number> = [q.project, q.model, q.from, q.to];
   let sql = `select segment, window_start, window_length, profile from partials
               where project = $1 and model = $2 and window_start >= $3 and window_start < $4`;
@@ -176,7 +176,7 @@ export async function saveBaseline(db: Database, project: string, model: string,
   return { name, source, observations, createdAt: new Date(rows[0].created_at as string | Date).toISOString() };
 }
 
-export async function listBaselines(db: Database, project: string, model: string): Promise<BaselineInfo[]> {
+export async function listBaselines(db: Queryable, project: string, model: string): Promise<BaselineInfo[]> {
   const rows = await db.query<{ name: string; source: string; observations: unknown; created_at: unknown }>(
     'select name, source, observations, created_at from baselines where project = $1 and model = $2 order by name',
     [project, model],
@@ -184,13 +184,13 @@ export async function listBaselines(db: Database, project: string, model: string
   return rows.map((r) => ({ name: r.name, source: r.source, observations: toNumber(r.observations), createdAt: new Date(r.created_at as string | Date).toISOString() }));
 }
 
-export async function loadBaseline(db: Database, project: string, model: string, name: string): Promise<WindowProfile | null> {
+export async function loadBaseline(db: Queryable, project: string, model: string, name: string): Promise<WindowProfile | null> {
   const rows = await db.query<{ profile: unknown }>('select profile from baselines where project = $1 and model = $2 and name = $3', [project, model, name]);
   return rows.length ? decodeBatch(toBytes(rows[0].profile)).windows[0] : null;
 }
 
 /** Merges every window of [from, to) into one profile: a baseline from production data. */
-export async function mergeRange(db: Database, project: string, model: string, from: number, to: number): Promise<WindowProfile | null> {
+export async function mergeRange(db: Queryable, project: string, model: string, from: number, to: number): Promise<WindowProfile | null> {
   const windows = await loadWindows(db, { project, model, from, to });
   if (windows.length === 0) return null;
   const merged = new WindowProfile(0, 60_000, { model, source: `range:${from}-${to}` });

@@ -16,7 +16,9 @@ import {
   saveBaseline,
 } from './Aggregates.js';
 import type { CollectorConfig } from './config.js';
+import type { Detector } from './Detector.js';
 import type { Ingestor } from './Ingestor.js';
+import { listWebhooks } from './Notifier.js';
 import type { Metrics } from './metrics.js';
 import { RateLimiter } from './RateLimiter.js';
 import type { Database } from './store/Database.js';
@@ -27,6 +29,7 @@ import type { Database } from './store/Database.js';
  * 5xx bodies say only that the server failed (details go to the log).
  */
 export interface AppDeps {
+  detector: Detector;
   config: CollectorConfig;
   db: Database;
   ingestor: Ingestor;
@@ -252,6 +255,76 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
       const merged = await mergeRange(db, project, model, from, to);
       if (!merged) return reply.code(404).send({ error: `no data for ${model} in that range` });
       return saveBaseline(db, project, model, name, merged.segment.source, merged);
+    });
+  });
+
+  // ---- alerts, webhooks, drift results (admin)
+
+  await app.register(async (admin) => {
+    admin.addHook('onRequest', requireAdmin);
+    type PP = { Params: { project: string } };
+
+    admin.post('/v1/projects/:project/webhooks', {
+      schema: {
+        body: {
+          type: 'object',
+          properties: { url: { type: 'string', pattern: '^https?://', maxLength: 2048 }, format: { type: 'string', enum: ['slack', 'json'] } },
+          required: ['url'],
+          additionalProperties: false,
+        },
+      },
+    }, async (request: FastifyRequest<PP & { Body: { url: string; format?: 'slack' | 'json' } }>, reply) => {
+      if (!(await projectExists(db, request.params.project))) return reply.code(404).send({ error: `no project ${request.params.project}` });
+      const [row] = await db.query<{ id: unknown }>('insert into webhooks (project, url, format) values ($1, $2, $3) returning id', [
+        request.params.project, request.body.url, request.body.format ?? 'slack',
+      ]);
+      return { id: Number(row.id), url: request.body.url, format: request.body.format ?? 'slack' };
+    });
+
+    admin.get('/v1/projects/:project/webhooks', async (request: FastifyRequest<PP>) => ({ webhooks: await listWebhooks(db, request.params.project) }));
+
+    admin.delete('/v1/projects/:project/webhooks/:id', async (request: FastifyRequest<{ Params: { project: string; id: string } }>, reply) => {
+      const rows = await db.query('delete from webhooks where project = $1 and id = $2 returning id', [request.params.project, Number(request.params.id) || -1]);
+      return rows.length ? { deleted: true } : reply.code(404).send({ error: 'no such webhook' });
+    });
+
+    admin.get('/v1/projects/:project/alerts', {
+      schema: { querystring: { type: 'object', properties: { state: { type: 'string', enum: ['firing', 'resolved'] }, limit: { type: 'integer', minimum: 1, maximum: 1000 } } } },
+    }, async (request: FastifyRequest<PP & { Querystring: { state?: string; limit?: number } }>) => {
+      const rows = await db.query<Record<string, unknown>>(
+        `select id, model, key, state, summary, details, window_start, opened_at, notified_at, resolved_at from alerts
+          where project = $1 and ($2::text is null or state = $2) order by id desc limit $3`,
+        [request.params.project, request.query.state ?? null, request.query.limit ?? 100],
+      );
+      return {
+        alerts: rows.map((r) => ({
+          id: Number(r.id), model: r.model, key: r.key, state: r.state, summary: r.summary, details: JSON.parse(String(r.details)),
+          windowStart: Number(r.window_start), openedAt: r.opened_at, notifiedAt: r.notified_at, resolvedAt: r.resolved_at,
+        })),
+      };
+    });
+
+    admin.get('/v1/projects/:project/models/:model/drift', {
+      schema: { querystring: { type: 'object', properties: { from: { type: 'integer', minimum: 0 }, to: { type: 'integer', minimum: 0 }, baseline: { type: 'string' } }, required: ['from', 'to'] } },
+    }, async (request: FastifyRequest<{ Params: { project: string; model: string }; Querystring: { from: number; to: number; baseline?: string } }>) => {
+      const rows = await db.query<Record<string, unknown>>(
+        `select window_start, baseline, role, feature, metric, value, threshold, drifted, observed from drift_results
+          where project = $1 and model = $2 and window_start >= $3 and window_start < $4 and ($5::text is null or baseline = $5)
+          order by window_start, baseline, role, feature, metric`,
+        [request.params.project, request.params.model, request.query.from, request.query.to, request.query.baseline ?? null],
+      );
+      return {
+        results: rows.map((r) => ({
+          windowStart: Number(r.window_start), baseline: r.baseline, role: r.role, feature: r.feature, metric: r.metric,
+          value: Number(r.value), threshold: Number(r.threshold), drifted: r.drifted === true, observed: Number(r.observed),
+        })),
+      };
+    });
+
+    // Runs the detector now instead of at its next tick (operators, tests).
+    admin.post('/v1/detect', async () => {
+      await deps.detector.runOnce();
+      return { ok: true };
     });
   });
 

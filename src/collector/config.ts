@@ -30,6 +30,13 @@ export interface CollectorConfig {
   clockSkewToleranceMs: number;
   /** Whole request time limit (slow bodies are cut off). */
   requestTimeoutMs: number;
+  /** How often the detector looks for windows with new data. */
+  detectIntervalMs: number;
+  /** A condition that fired less than this ago is not notified again. */
+  alertCooldownMs: number;
+  /** Webhook delivery: attempts and first backoff. */
+  webhookAttempts: number;
+  webhookBackoffMs: number;
 }
 
 export class ConfigError extends Error {
@@ -49,6 +56,10 @@ export const DEFAULTS: Omit<CollectorConfig, 'adminToken'> = {
   retentionMs: 30 * 24 * 3_600_000,
   clockSkewToleranceMs: 60_000,
   requestTimeoutMs: 10_000,
+  detectIntervalMs: 2_000,
+  alertCooldownMs: 15 * 60_000,
+  webhookAttempts: 5,
+  webhookBackoffMs: 500,
 };
 
 const ENV: Record<string, keyof CollectorConfig> = {
@@ -65,6 +76,8 @@ const ENV: Record<string, keyof CollectorConfig> = {
   SKETCHWATCH_IP_BURST: 'ipBurst',
   SKETCHWATCH_MAX_PREDICTIONS_PER_WINDOW: 'maxPredictionsPerWindow',
   SKETCHWATCH_RETENTION_MS: 'retentionMs',
+  SKETCHWATCH_DETECT_INTERVAL_MS: 'detectIntervalMs',
+  SKETCHWATCH_ALERT_COOLDOWN_MS: 'alertCooldownMs',
 };
 
 const STRING_KEYS = new Set<keyof CollectorConfig>(['host', 'databaseUrl', 'dataDir', 'adminToken']);
@@ -86,6 +99,7 @@ export function resolveConfig(options: Partial<CollectorConfig> = {}, env: NodeJ
   const positive: Array<keyof CollectorConfig> = [
     'maxBodyBytes', 'flushIntervalMs', 'agentRate', 'agentBurst', 'ipRate', 'ipBurst',
     'maxPredictionsPerWindow', 'retentionMs', 'clockSkewToleranceMs', 'requestTimeoutMs',
+    'detectIntervalMs', 'alertCooldownMs', 'webhookAttempts', 'webhookBackoffMs',
   ];
   for (const key of positive) {
     const v = config[key];

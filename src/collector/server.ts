@@ -3,7 +3,9 @@ import Fastify from 'fastify';
 import { compactOnce } from './Aggregates.js';
 import { collectorApp } from './app.js';
 import { resolveConfig, type CollectorConfig } from './config.js';
+import { Detector } from './Detector.js';
 import { Ingestor } from './Ingestor.js';
+import { Notifier } from './Notifier.js';
 import { Metrics } from './metrics.js';
 import type { Database } from './store/Database.js';
 import { openPglite } from './store/pglite.js';
@@ -13,6 +15,8 @@ import { migrate } from './store/schema.js';
 export interface Collector {
   /** http://host:port of the running server. */
   url: string;
+  /** Runs a detector pass now (tests; the server also runs one every detectIntervalMs). */
+  detect(): Promise<void>;
   config: CollectorConfig;
   db: Database;
   metrics: Metrics;
@@ -62,17 +66,21 @@ export async function startCollector(options: Partial<CollectorConfig> & { logge
         handler,
       ),
   });
-  await app.register(collectorApp, { config, db, ingestor, metrics });
+  const notifier = new Notifier(db, metrics, { attempts: config.webhookAttempts, backoffMs: config.webhookBackoffMs });
+  const detector = new Detector(db, notifier, metrics, { intervalMs: config.detectIntervalMs, cooldownMs: config.alertCooldownMs });
+  await app.register(collectorApp, { config, db, ingestor, metrics, detector });
   const compactor = setInterval(() => {
     compactOnce(db).catch((e: Error) => app.log.error(`compaction failed: ${e.message}`));
   }, COMPACT_EVERY_MS);
   compactor.unref();
   await app.listen({ port: config.port, host: config.host });
+  detector.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   let closing: Promise<void> | null = null;
   return {
     url: `http://${config.host}:${port}`,
+    detect: () => detector.runOnce(),
     config,
     db,
     metrics,
@@ -81,6 +89,7 @@ export async function startCollector(options: Partial<CollectorConfig> & { logge
         clearInterval(compactor);
         await app.close();
         await ingestor.close();
+        await detector.stop();
         await db.close();
       })();
       return closing;

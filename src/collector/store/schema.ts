@@ -59,6 +59,51 @@ const MIGRATIONS: string[] = [
     primary key (project, model, name)
   );
   `,
+  `
+  create table webhooks (
+    id bigserial primary key,
+    project text not null references projects(id),
+    url text not null,
+    format text not null check (format in ('slack', 'json')),
+    created_at timestamptz not null default now()
+  );
+  create table drift_results (
+    project text not null,
+    model text not null,
+    window_start bigint not null,
+    window_length integer not null,
+    baseline text not null,
+    role text not null,
+    feature text not null,
+    metric text not null,
+    value double precision not null,
+    threshold double precision not null,
+    drifted boolean not null,
+    observed bigint not null,
+    evaluated_at timestamptz not null default now(),
+    primary key (project, model, window_start, baseline, role, feature, metric)
+  );
+  create table alerts (
+    id bigserial primary key,
+    project text not null,
+    model text not null,
+    key text not null,
+    state text not null check (state in ('firing', 'resolved')),
+    summary text not null,
+    details text not null,
+    window_start bigint not null,
+    opened_at timestamptz not null default now(),
+    notified_at timestamptz,
+    resolved_at timestamptz
+  );
+  create index alerts_open on alerts (project, model, key) where state = 'firing';
+  create table detector_state (
+    project text not null,
+    model text not null,
+    last_partial bigint not null,
+    primary key (project, model)
+  );
+  `,
 ];
 
 const LOCK_ID = 0x5357_0001; // "SW" + 1: the migration advisory lock

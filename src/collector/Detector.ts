@@ -1,0 +1,234 @@
+import { compareWindows, type WindowComparison } from '../drift/index.js';
+import type { WindowProfile } from '../sketch/index.js';
+import { listBaselines, loadBaseline, loadWindows } from './Aggregates.js';
+import type { Metrics } from './metrics.js';
+import type { AlertMessage, Notifier } from './Notifier.js';
+import { toNumber, type Database, type Queryable } from './store/Database.js';
+
+/**
+ * Evaluates every window that received data since the last pass — the open window included,
+ * once it holds enough observations, which is what makes detection take minutes, not a window
+ * — against each stored baseline of its model (or, for a model with none, the window before
+ * it), stores the statistics, and moves alerts between firing and resolved.
+ *
+ * A condition (one drift or data-quality check of one feature against one baseline) fires when
+ * the newest evaluated window shows it with enough data, and resolves when the newest window
+ * with enough data no longer does; windows without enough data leave alerts as they are, so the
+ * start of a fresh window does not resolve everything. Notifications for a condition that fired
+ * less than `cooldownMs` ago are not repeated (flapping). One replica at a time evaluates a model
+ * (an advisory lock), so alerts are not doubled across replicas.
+ *
+ * Must: read through the transaction's own connection only (PGlite has one connection: a
+ * query on the database from inside a transaction waits for it forever).
+ */
+export interface DetectorOptions {
+  intervalMs?: number;
+  cooldownMs?: number;
+}
+
+interface Condition {
+  key: string;
+  /** null: not enough data to say. */
+  active: boolean | null;
+  summary: string;
+  details: Record<string, unknown>;
+}
+
+export class Detector {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private running: Promise<void> | null = null;
+  private readonly intervalMs: number;
+  private readonly cooldownMs: number;
+
+  constructor(
+    private readonly db: Database,
+    private readonly notifier: Notifier,
+    private readonly metrics: Metrics,
+    options: DetectorOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? 2_000;
+    this.cooldownMs = options.cooldownMs ?? 15 * 60_000;
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.runOnce(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+    await this.notifier.drain();
+  }
+
+  /** One pass over every model with new data. Passes never overlap. */
+  runOnce(): Promise<void> {
+    this.running ??= this.pass().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const started = performance.now();
+    try {
+      const changed = await this.db.query<{ project: string; model: string; last: unknown; seen: unknown }>(
+        `select p.project, p.model, max(p.id) as last, coalesce(max(d.last_partial), 0) as seen
+           from partials p left join detector_state d on d.project = p.project and d.model = p.model
+          group by p.project, p.model
+         having max(p.id) > coalesce(max(d.last_partial), 0)`,
+      );
+      for (const c of changed) {
+        const messages = await this.evaluateModel(c.project, c.model, toNumber(c.seen), toNumber(c.last));
+        for (const m of messages) void this.notifier.send(m);
+      }
+    } catch (e) {
+      this.metrics.inc('sketchwatch_detector_failures_total', 'Detector passes that failed.');
+      console.error(`sketchwatch detector: ${(e as Error).message}`);
+    } finally {
+      this.metrics.observe('sketchwatch_detector_seconds', 'Time of one detector pass.', (performance.now() - started) / 1000);
+    }
+  }
+
+  private async evaluateModel(project: string, model: string, seen: number, last: number): Promise<AlertMessage[]> {
+    return this.db.transaction(async (tx) => {
+      const [lock] = await tx.query<{ ok: boolean }>('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [`sketchwatch-detector/${project}/${model}`]);
+      if (!lock.ok) return [];
+      const touched = await tx.query<{ window_start: unknown; window_length: unknown }>(
+        `select distinct window_start, window_length from partials
+          where project = $1 and model = $2 and id > $3 and id <= $4 order by window_start`,
+        [project, model, seen, last],
+      );
+      const stored = await listBaselines(tx, project, model);
+      const baselines = new Map<string, WindowProfile>();
+      for (const b of stored) {
+        const profile = await loadBaseline(tx, project, model, b.name);
+        if (profile) baselines.set(b.name, profile);
+      }
+      let newest: { window: WindowProfile; comparisons: Map<string, WindowComparison> } | null = null;
+      for (const t of touched) {
+        const start = toNumber(t.window_start);
+        const length = toNumber(t.window_length);
+        const [window] = await loadWindows(tx, { project, model, from: start, to: start + 1 });
+        if (!window) continue;
+        const against = new Map(baselines);
+        if (against.size === 0) {
+          const [previous] = await loadWindows(tx, { project, model, from: start - length, to: start - length + 1 });
+          if (previous) against.set('previous', previous);
+        }
+        const comparisons = new Map<string, WindowComparison>();
+        for (const [name, baseline] of against) {
+          const comparison = compareWindows(baseline, window);
+          comparisons.set(name, comparison);
+          await saveResults(tx, project, model, window, name, comparison);
+        }
+        if (newest === null || window.start >= newest.window.start) newest = { window, comparisons };
+      }
+      const messages = newest ? await this.transition(tx, project, model, newest.window, conditions(newest.window, newest.comparisons)) : [];
+      await tx.query(
+        `insert into detector_state (project, model, last_partial) values ($1, $2, $3)
+         on conflict (project, model) do update set last_partial = greatest(detector_state.last_partial, excluded.last_partial)`,
+        [project, model, last],
+      );
+      return messages;
+    });
+  }
+
+  /** Opens and resolves alerts; returns the notifications to send once committed. */
+  private async transition(tx: Queryable, project: string, model: string, window: WindowProfile, found: Condition[]): Promise<AlertMessage[]> {
+    const open = await tx.query<{ id: unknown; key: string; summary: string }>(
+      `select id, key, summary from alerts where project = $1 and model = $2 and state = 'firing' for update`,
+      [project, model],
+    );
+    const firing = new Map(open.map((a) => [a.key, a]));
+    const byKey = new Map(found.map((c) => [c.key, c]));
+    const messages: AlertMessage[] = [];
+    const message = (state: AlertMessage['state'], key: string, summary: string, details: Record<string, unknown>): AlertMessage => ({
+      state, project, model, key, summary, details, windowStart: window.start, windowLength: window.length,
+    });
+    for (const c of found) {
+      if (c.active !== true || firing.has(c.key)) continue;
+      const recent = await tx.query<{ n: unknown }>(
+        `select count(*) as n from alerts where project = $1 and model = $2 and key = $3 and notified_at > now() - ($4::double precision * interval '1 millisecond')`,
+        [project, model, c.key, this.cooldownMs],
+      );
+      const notify = toNumber(recent[0].n) === 0;
+      await tx.query(
+        `insert into alerts (project, model, key, state, summary, details, window_start, notified_at)
+         values ($1, $2, $3, 'firing', $4, $5, $6, ${notify ? 'now()' : 'null'})`,
+        [project, model, c.key, c.summary, JSON.stringify(c.details), window.start],
+      );
+      this.metrics.inc('sketchwatch_alerts_total', 'Alerts opened and resolved.', { state: 'firing' });
+      if (notify) messages.push(message('firing', c.key, c.summary, c.details));
+    }
+    for (const [key, alert] of firing) {
+      const c = byKey.get(key);
+      // Resolved only on evidence: the condition was checked with enough data and is clear.
+      const clear = c !== undefined ? c.active === false : false;
+      if (!clear) continue;
+      await tx.query(`update alerts set state = 'resolved', resolved_at = now() where id = $1`, [toNumber(alert.id)]);
+      this.metrics.inc('sketchwatch_alerts_total', 'Alerts opened and resolved.', { state: 'resolved' });
+      messages.push(message('resolved', key, `back to normal: ${alert.summary}`, {}));
+    }
+    return messages;
+  }
+}
+
+/** Every condition the comparisons can show, active or not (null when there is too little data). */
+function conditions(window: WindowProfile, comparisons: Map<string, WindowComparison>): Condition[] {
+  const out: Condition[] = [];
+  for (const [baseline, comparison] of comparisons) {
+    for (const f of comparison.features) {
+      const known = !f.insufficientData;
+      const drifted = f.drifted.map((m) => `${m} ${f.metrics[m]!.value.toFixed(3)} > ${Math.max(f.metrics[m]!.threshold, f.metrics[m]!.noiseFloor).toPrecision(2)}`);
+      out.push({
+        key: `drift|${baseline}|${f.role}|${f.name}`,
+        active: known ? drifted.length > 0 : null,
+        summary: `${f.role} ${f.name} drifted from ${baseline}: ${drifted.join(', ')}`,
+        details: { baseline, role: f.role, feature: f.name, metrics: f.metrics, observed: f.currentObserved },
+      });
+      for (const q of f.quality) {
+        out.push({
+          key: `quality|${baseline}|${f.role}|${f.name}|${q.check}`,
+          // Quality checks carry their own noise allowance, so a few values suffice: a NaN
+          // tripwire fires on the first batch that shows it.
+          active: q.exceeded ? true : f.currentObserved > 0 ? false : null,
+          summary: `${f.role} ${f.name}: ${q.check} rate ${(100 * q.current).toFixed(2)}% (baseline ${(100 * q.baseline).toFixed(2)}%)`,
+          details: { baseline, role: f.role, feature: f.name, check: q.check, rate: q.current, baselineRate: q.baseline, labels: q.labels },
+        });
+      }
+    }
+    for (const s of comparison.schema) {
+      out.push({
+        key: `schema|${baseline}|${s.role}|${s.feature}|${s.problem}`,
+        active: window.predictions >= 100 ? true : null,
+        summary: `${s.role} ${s.feature}: ${s.problem} compared with ${baseline}`,
+        details: { baseline, ...s },
+      });
+    }
+    for (const e of comparison.events) {
+      out.push({
+        key: `event|${baseline}|${e.name}`,
+        active: window.predictions > 0 ? e.exceeded : null,
+        summary: `${e.name}: ${(100 * e.currentRate).toFixed(2)}% of predictions (baseline ${(100 * e.baselineRate).toFixed(2)}%)`,
+        details: { baseline, event: e.name, rate: e.currentRate, baselineRate: e.baselineRate },
+      });
+    }
+  }
+  return out;
+}
+
+async function saveResults(tx: Queryable, project: string, model: string, window: WindowProfile, baseline: string, c: WindowComparison): Promise<void> {
+  for (const f of c.features) {
+    for (const [metric, r] of Object.entries(f.metrics)) {
+      if (!r) continue;
+      await tx.query(
+        `insert into drift_results (project, model, window_start, window_length, baseline, role, feature, metric, value, threshold, drifted, observed)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         on conflict (project, model, window_start, baseline, role, feature, metric) do update
+           set value = excluded.value, threshold = excluded.threshold, drifted = excluded.drifted,
+               observed = excluded.observed, evaluated_at = now()`,
+        [project, model, window.start, window.length, baseline, f.role, f.name, metric, r.value, r.threshold, r.drifted, f.currentObserved],
+      );
+    }
+  }
+}
