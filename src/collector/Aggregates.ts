@@ -161,6 +161,35 @@ export interface BaselineInfo {
   source: string;
   observations: number;
   createdAt: string;
+  /** For baselines computed at evaluation time: 'previous' or 'trailing:N' (windows). */
+  dynamic?: string;
+}
+
+/**
+ * Defines a baseline computed when a window is evaluated: the window before it ('previous') or
+ * the merge of the N windows before it ('trailing:N'), so a model can be watched for sudden
+ * change against its own recent past.
+ */
+export async function saveDynamicBaseline(db: Queryable, project: string, model: string, name: string, dynamic: string): Promise<BaselineInfo> {
+  if (!/^(previous|trailing:[1-9]\d{0,3})$/.test(dynamic)) throw new RangeError(`unknown dynamic baseline ${dynamic}`);
+  const rows = await db.query<{ created_at: unknown }>(
+    `insert into baselines (project, model, name, source, observations, profile, dynamic) values ($1, $2, $3, $4, 0, $5, $4)
+     on conflict (project, model, name) do update
+       set source = excluded.source, observations = 0, profile = excluded.profile, dynamic = excluded.dynamic, created_at = now()
+     returning created_at`,
+    [project, model, name, dynamic, new Uint8Array(0)],
+  );
+  return { name, source: dynamic, observations: 0, createdAt: new Date(rows[0].created_at as string | Date).toISOString(), dynamic };
+}
+
+/**
+ * The profile a baseline stands for when window `start` (of `length`) is evaluated: the stored
+ * profile, or for a dynamic one the windows before `start` merged; null when there is no data.
+ */
+export async function baselineProfile(db: Queryable, project: string, model: string, info: BaselineInfo, start: number, length: number): Promise<WindowProfile | null> {
+  if (!info.dynamic) return loadBaseline(db, project, model, info.name);
+  const windows = info.dynamic === 'previous' ? 1 : Number(info.dynamic.slice('trailing:'.length));
+  return mergeRange(db, project, model, start - windows * length, start);
 }
 
 /** Stores (or replaces) a baseline profile for a model. */
@@ -177,15 +206,21 @@ export async function saveBaseline(db: Database, project: string, model: string,
 }
 
 export async function listBaselines(db: Queryable, project: string, model: string): Promise<BaselineInfo[]> {
-  const rows = await db.query<{ name: string; source: string; observations: unknown; created_at: unknown }>(
-    'select name, source, observations, created_at from baselines where project = $1 and model = $2 order by name',
+  const rows = await db.query<{ name: string; source: string; observations: unknown; created_at: unknown; dynamic: string | null }>(
+    'select name, source, observations, created_at, dynamic from baselines where project = $1 and model = $2 order by name',
     [project, model],
   );
-  return rows.map((r) => ({ name: r.name, source: r.source, observations: toNumber(r.observations), createdAt: new Date(r.created_at as string | Date).toISOString() }));
+  return rows.map((r) => ({
+    name: r.name,
+    source: r.source,
+    observations: toNumber(r.observations),
+    createdAt: new Date(r.created_at as string | Date).toISOString(),
+    ...(r.dynamic ? { dynamic: r.dynamic } : {}),
+  }));
 }
 
 export async function loadBaseline(db: Queryable, project: string, model: string, name: string): Promise<WindowProfile | null> {
-  const rows = await db.query<{ profile: unknown }>('select profile from baselines where project = $1 and model = $2 and name = $3', [project, model, name]);
+  const rows = await db.query<{ profile: unknown }>('select profile from baselines where project = $1 and model = $2 and name = $3 and dynamic is null', [project, model, name]);
   return rows.length ? decodeBatch(toBytes(rows[0].profile)).windows[0] : null;
 }
 

@@ -1,6 +1,6 @@
 import { compareWindows, type WindowComparison } from '../drift/index.js';
 import type { WindowProfile } from '../sketch/index.js';
-import { listBaselines, loadBaseline, loadWindows } from './Aggregates.js';
+import { baselineProfile, listBaselines, loadWindows } from './Aggregates.js';
 import type { Metrics } from './metrics.js';
 import type { AlertMessage, Notifier } from './Notifier.js';
 import { toNumber, type Database, type Queryable } from './store/Database.js';
@@ -8,8 +8,8 @@ import { toNumber, type Database, type Queryable } from './store/Database.js';
 /**
  * Evaluates every window that received data since the last pass — the open window included,
  * once it holds enough observations, which is what makes detection take minutes, not a window
- * — against each stored baseline of its model (or, for a model with none, the window before
- * it), stores the statistics, and moves alerts between firing and resolved.
+ * — against each baseline defined for its model (stored profiles, or dynamic ones: the window
+ * before, the N windows before; a model with none is compared with the window before), stores the statistics, and moves alerts between firing and resolved.
  *
  * A condition (one drift or data-quality check of one feature against one baseline) fires when
  * the newest evaluated window shows it with enough data, and resolves when the newest window
@@ -98,22 +98,19 @@ export class Detector {
           where project = $1 and model = $2 and id > $3 and id <= $4 order by window_start`,
         [project, model, seen, last],
       );
-      const stored = await listBaselines(tx, project, model);
-      const baselines = new Map<string, WindowProfile>();
-      for (const b of stored) {
-        const profile = await loadBaseline(tx, project, model, b.name);
-        if (profile) baselines.set(b.name, profile);
-      }
+      const defined = await listBaselines(tx, project, model);
       let newest: { window: WindowProfile; comparisons: Map<string, WindowComparison> } | null = null;
       for (const t of touched) {
         const start = toNumber(t.window_start);
         const length = toNumber(t.window_length);
         const [window] = await loadWindows(tx, { project, model, from: start, to: start + 1 });
         if (!window) continue;
-        const against = new Map(baselines);
-        if (against.size === 0) {
-          const [previous] = await loadWindows(tx, { project, model, from: start - length, to: start - length + 1 });
-          if (previous) against.set('previous', previous);
+        // A model with no baseline defined is compared with the window before each window.
+        const against = new Map<string, WindowProfile>();
+        const baselines = defined.length > 0 ? defined : [{ name: 'previous', source: 'previous', observations: 0, createdAt: '', dynamic: 'previous' }];
+        for (const b of baselines) {
+          const profile = await baselineProfile(tx, project, model, b, start, length);
+          if (profile) against.set(b.name, profile);
         }
         const comparisons = new Map<string, WindowComparison>();
         for (const [name, baseline] of against) {

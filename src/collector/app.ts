@@ -14,7 +14,10 @@ import {
   projectExists,
   projectForKey,
   saveBaseline,
+  saveDynamicBaseline,
+  baselineProfile,
 } from './Aggregates.js';
+import { binnedProportions, binsFromBaseline } from '../drift/index.js';
 import type { CollectorConfig } from './config.js';
 import type { Detector } from './Detector.js';
 import type { Ingestor } from './Ingestor.js';
@@ -208,6 +211,40 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
       if (!merged) return reply.code(404).send({ error: `no data for feature ${name} in that range` });
       return { ...summarize(merged, qs), windows: windows.length };
     });
+
+    // The feature's distribution in the range against a baseline's, on the baseline's bins (the
+    // same bins PSI uses): what a dashboard draws as two histograms.
+    admin.get('/v1/projects/:project/models/:model/features/:feature/histogram', {
+      schema: { querystring: { ...rangeQuery, properties: { ...rangeQuery.properties, baseline: { type: 'string' } }, required: ['from', 'to', 'baseline'] } },
+    }, async (request: FastifyRequest<{ Params: { project: string; model: string; feature: string }; Querystring: RangeQuery & { baseline: string } }>, reply) => {
+      const q = parseRange(request, reply);
+      if (!q) return reply;
+      const name = request.params.feature;
+      const info = (await listBaselines(db, q.project, q.model)).find((b) => b.name === request.query.baseline);
+      if (!info) return reply.code(404).send({ error: `no baseline ${request.query.baseline} for ${q.model}` });
+      const windows = await loadWindows(db, q);
+      if (windows.length === 0) return reply.code(404).send({ error: 'no data in that range' });
+      const base = await baselineProfile(db, q.project, q.model, info, windows[0].start, windows[0].length);
+      const pick = (w: { latency: FeatureProfile; inputs: Map<string, FeatureProfile>; outputs: Map<string, FeatureProfile> }) =>
+        name === 'latency_ms' ? w.latency : w.inputs.get(name) ?? w.outputs.get(name);
+      const b = base ? pick(base) : undefined;
+      let current: FeatureProfile | undefined;
+      for (const w of windows) {
+        const f = pick(w);
+        if (f) current = current ? current.merge(f) : f;
+      }
+      if (!b?.digest || !current?.digest) return reply.code(404).send({ error: `${name} is not numeric on both sides` });
+      const bins = binsFromBaseline(b.digest);
+      return {
+        feature: name,
+        baseline: info.name,
+        edges: bins.edges,
+        baselineShare: Array.from(binnedProportions(bins, b.digest)),
+        currentShare: Array.from(binnedProportions(bins, current.digest)),
+        baselineCount: b.digest.count,
+        currentCount: current.digest.count,
+      };
+    });
   });
 
   // ---- baselines (admin)
@@ -240,6 +277,25 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
       const { project, model, name } = request.params;
       if (!(await projectExists(db, project))) return reply.code(404).send({ error: `no project ${project}` });
       return saveBaseline(db, project, model, name, windows[0].segment.source ?? 'upload', windows[0]);
+    });
+
+    // A dynamic baseline, computed at each evaluation: the previous window or the N before.
+    admin.put('/v1/projects/:project/models/:model/baselines/:name/dynamic', {
+      schema: {
+        params,
+        body: {
+          type: 'object',
+          properties: { type: { type: 'string', enum: ['previous', 'trailing'] }, windows: { type: 'integer', minimum: 1, maximum: 9999 } },
+          required: ['type'],
+          additionalProperties: false,
+        },
+      },
+    }, async (request: FastifyRequest<P & { Body: { type: 'previous' | 'trailing'; windows?: number } }>, reply) => {
+      const { project, model, name } = request.params;
+      if (!(await projectExists(db, project))) return reply.code(404).send({ error: `no project ${project}` });
+      const { type, windows } = request.body;
+      if (type === 'trailing' && windows === undefined) return reply.code(400).send({ error: 'a trailing baseline needs `windows`' });
+      return saveDynamicBaseline(db, project, model, name, type === 'previous' ? 'previous' : `trailing:${windows}`);
     });
 
     // A baseline from production: every window of a fixed time range, merged.

@@ -104,6 +104,9 @@ const MIGRATIONS: string[] = [
     primary key (project, model)
   );
   `,
+  `
+  alter table baselines add column dynamic text;
+  `,
 ];
 
 const LOCK_ID = 0x5357_0001; // "SW" + 1: the migration advisory lock
