@@ -112,9 +112,11 @@ const MIGRATIONS: string[] = [
 const LOCK_ID = 0x5357_0001; // "SW" + 1: the migration advisory lock
 
 export async function migrate(db: Database): Promise<number> {
-  await db.exec('create table if not exists sw_schema (version integer not null)');
   return db.transaction(async (tx) => {
+    // The lock comes first, even before the version table: two replicas running CREATE TABLE
+    // IF NOT EXISTS at once collide in PostgreSQL's catalog (duplicate key on pg_type).
     await tx.query('select pg_advisory_xact_lock($1)', [LOCK_ID]);
+    await tx.query('create table if not exists sw_schema (version integer not null)');
     const rows = await tx.query<{ version: number }>('select version from sw_schema');
     let version = rows.length === 0 ? 0 : Number(rows[0].version);
     if (rows.length === 0) await tx.query('insert into sw_schema (version) values (0)');
