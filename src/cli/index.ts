@@ -21,6 +21,7 @@ commands:
     --categorical c   columns of labels (comma separated)
     --outputs o       output columns (numeric)
     --out FILE        where to write the profile (default <file>.swb)
+    --chunks N        profile N consecutive chunks too, to calibrate thresholds (default 20, 0 = none)
     --upload URL      also upload it: the collector's base URL (needs --project, --name and
                       SKETCHWATCH_ADMIN_TOKEN)
     --project P, --name N   the project and baseline name for --upload (name default: training)
@@ -94,6 +95,7 @@ async function baselineCommand(args: string[]): Promise<number> {
       categorical: { type: 'string' },
       outputs: { type: 'string' },
       out: { type: 'string' },
+      chunks: { type: 'string' },
       upload: { type: 'string' },
       project: { type: 'string' },
       name: { type: 'string' },
@@ -113,6 +115,7 @@ async function baselineCommand(args: string[]): Promise<number> {
     inputs: list(values.inputs),
     categorical: list(values.categorical),
     outputs: list(values.outputs),
+    chunks: values.chunks === undefined ? undefined : Number(values.chunks),
     progress: showProgress
       ? (done, total) => {
           const now = Date.now();

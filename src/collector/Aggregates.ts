@@ -1,4 +1,5 @@
-import { decodeBatch, WindowProfile } from '../sketch/index.js';
+import { calibrateThresholds, type Thresholds } from '../drift/index.js';
+import { decodeBatch, WindowProfile, type FeatureProfile } from '../sketch/index.js';
 import { encodeWindow } from './Ingestor.js';
 import { randomToken } from './config.js';
 import { toBytes, toNumber, type Database, type Queryable } from './store/Database.js';
@@ -95,23 +96,12 @@ export async function loadWindows(db: Queryable, q: WindowQuery): Promise<Window
     const [w] = decodeBatch(toBytes(r.profile)).windows;
     const start = toNumber(r.window_start);
     const key = `${start}/${toNumber(r.window_length)}`;
-    const target = q.segment ? w : w.segmentKey === JSON.stringify({ model: q.model }) ? w : reframe(w, w.start, w.length, { model: q.model });
+    const target = q.segment ? w : w.segmentKey === JSON.stringify({ model: q.model }) ? w : w.reframed({ segment: { model: q.model } });
     const have = merged.get(key);
     if (have) have.merge(target);
     else merged.set(key, target);
   }
   return [...merged.values()].sort((a, b) => a.start - b.start);
-}
-
-/** The same data in another frame: other start, length or segment labels (to merge across). */
-function reframe(w: WindowProfile, start: number, length: number, segment: Record<string, string>): WindowProfile {
-  const out = new WindowProfile(start, length, segment);
-  out.predictions = w.predictions;
-  for (const [n, f] of w.inputs) out.inputs.set(n, f);
-  for (const [n, f] of w.outputs) out.outputs.set(n, f);
-  out.latency.merge(w.latency);
-  for (const [n, c] of w.events) out.events.set(n, c);
-  return out;
 }
 
 /**
@@ -163,6 +153,8 @@ export interface BaselineInfo {
   createdAt: string;
   /** For baselines computed at evaluation time: 'previous' or 'trailing:N' (windows). */
   dynamic?: string;
+  /** Thresholds calibrated from the baseline's chunks, per `role/feature`. */
+  thresholds?: FeatureThresholds;
 }
 
 /**
@@ -192,22 +184,53 @@ export async function baselineProfile(db: Queryable, project: string, model: str
   return mergeRange(db, project, model, start - windows * length, start);
 }
 
-/** Stores (or replaces) a baseline profile for a model. */
-export async function saveBaseline(db: Database, project: string, model: string, name: string, source: string, window: WindowProfile): Promise<BaselineInfo> {
+/** Per-feature thresholds calibrated from a baseline's chunks, keyed `role/name`. */
+export type FeatureThresholds = Record<string, Thresholds>;
+
+/**
+ * Stores (or replaces) a baseline profile for a model. With chunk profiles (the same data cut
+ * into consecutive pieces), each feature's thresholds are calibrated from the chunks' variation
+ * and stored with it (drift/calibrate.ts).
+ */
+export async function saveBaseline(db: Database, project: string, model: string, name: string, source: string, window: WindowProfile, chunks: WindowProfile[] = []): Promise<BaselineInfo> {
   const observations = window.predictions;
+  const thresholds = chunks.length >= 2 ? calibrate(window, chunks) : null;
   const rows = await db.query<{ created_at: unknown }>(
-    `insert into baselines (project, model, name, source, observations, profile) values ($1, $2, $3, $4, $5, $6)
+    `insert into baselines (project, model, name, source, observations, profile, thresholds) values ($1, $2, $3, $4, $5, $6, $7)
      on conflict (project, model, name) do update
-       set source = excluded.source, observations = excluded.observations, profile = excluded.profile, created_at = now()
+       set source = excluded.source, observations = excluded.observations, profile = excluded.profile,
+           thresholds = excluded.thresholds, dynamic = null, created_at = now()
      returning created_at`,
-    [project, model, name, source, observations, encodeWindow(window)],
+    [project, model, name, source, observations, encodeWindow(window), thresholds === null ? null : JSON.stringify(thresholds)],
   );
-  return { name, source, observations, createdAt: new Date(rows[0].created_at as string | Date).toISOString() };
+  return { name, source, observations, createdAt: new Date(rows[0].created_at as string | Date).toISOString(), ...(thresholds ? { thresholds } : {}) };
+}
+
+function calibrate(window: WindowProfile, chunks: WindowProfile[]): FeatureThresholds {
+  const out: FeatureThresholds = {};
+  const roles: Array<[string, (w: WindowProfile) => Map<string, FeatureProfile>]> = [
+    ['input', (w) => w.inputs],
+    ['output', (w) => w.outputs],
+    ['latency', (w) => new Map([['latency_ms', w.latency]])],
+  ];
+  for (const [role, features] of roles) {
+    for (const [name, whole] of features(window)) {
+      const pieces = chunks.map((c) => features(c).get(name)).filter((f): f is FeatureProfile => f !== undefined && f.kind === whole.kind && f.observed > 0);
+      if (pieces.length >= 2) out[`${role}/${name}`] = calibrateThresholds(pieces);
+    }
+  }
+  return out;
+}
+
+/** The calibrated thresholds stored with a baseline, if any. */
+export async function loadThresholds(db: Queryable, project: string, model: string, name: string): Promise<FeatureThresholds | null> {
+  const rows = await db.query<{ thresholds: string | null }>('select thresholds from baselines where project = $1 and model = $2 and name = $3', [project, model, name]);
+  return rows.length && rows[0].thresholds ? (JSON.parse(rows[0].thresholds) as FeatureThresholds) : null;
 }
 
 export async function listBaselines(db: Queryable, project: string, model: string): Promise<BaselineInfo[]> {
-  const rows = await db.query<{ name: string; source: string; observations: unknown; created_at: unknown; dynamic: string | null }>(
-    'select name, source, observations, created_at, dynamic from baselines where project = $1 and model = $2 order by name',
+  const rows = await db.query<{ name: string; source: string; observations: unknown; created_at: unknown; dynamic: string | null; thresholds: string | null }>(
+    'select name, source, observations, created_at, dynamic, thresholds from baselines where project = $1 and model = $2 order by name',
     [project, model],
   );
   return rows.map((r) => ({
@@ -216,6 +239,7 @@ export async function listBaselines(db: Queryable, project: string, model: strin
     observations: toNumber(r.observations),
     createdAt: new Date(r.created_at as string | Date).toISOString(),
     ...(r.dynamic ? { dynamic: r.dynamic } : {}),
+    ...(r.thresholds ? { thresholds: JSON.parse(r.thresholds) as FeatureThresholds } : {}),
   }));
 }
 
@@ -229,6 +253,6 @@ export async function mergeRange(db: Queryable, project: string, model: string, 
   const windows = await loadWindows(db, { project, model, from, to });
   if (windows.length === 0) return null;
   const merged = new WindowProfile(0, 60_000, { model, source: `range:${from}-${to}` });
-  for (const w of windows) merged.merge(reframe(w, 0, 60_000, { ...merged.segment }));
+  for (const w of windows) merged.merge(w.reframed({ start: 0, length: 60_000, segment: { ...merged.segment } }));
   return merged;
 }

@@ -114,7 +114,10 @@ export class Detector {
         }
         const comparisons = new Map<string, WindowComparison>();
         for (const [name, baseline] of against) {
-          const comparison = compareWindows(baseline, window);
+          const calibrated = defined.find((b) => b.name === name)?.thresholds;
+          const comparison = compareWindows(baseline, window, {
+            featureOptions: calibrated ? (role, feature) => ({ thresholds: calibrated[`${role}/${feature}`] }) : undefined,
+          });
           comparisons.set(name, comparison);
           await saveResults(tx, project, model, window, name, comparison);
         }

@@ -273,10 +273,13 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
         if (e instanceof CodecError) return reply.code(400).send({ error: `not a baseline file: ${e.message}` });
         throw e;
       }
-      if (windows.length !== 1) return reply.code(400).send({ error: `a baseline file holds one profile, this one ${windows.length}` });
+      // The whole profile, and optionally its chunks (segment label `chunk`) for calibration.
+      const wholes = windows.filter((w) => w.segment.chunk === undefined);
+      const chunks = windows.filter((w) => w.segment.chunk !== undefined);
+      if (wholes.length !== 1) return reply.code(400).send({ error: `a baseline file holds one whole profile, this one ${wholes.length}` });
       const { project, model, name } = request.params;
       if (!(await projectExists(db, project))) return reply.code(404).send({ error: `no project ${project}` });
-      return saveBaseline(db, project, model, name, windows[0].segment.source ?? 'upload', windows[0]);
+      return saveBaseline(db, project, model, name, wholes[0].segment.source ?? 'upload', wholes[0], chunks);
     });
 
     // A dynamic baseline, computed at each evaluation: the previous window or the N before.

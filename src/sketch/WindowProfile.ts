@@ -140,19 +140,23 @@ export class WindowProfile {
   }
 
   /**
-   * A copy of this window at another start (same length and segment): how a collector moves a
-   * window recorded by a client whose clock was off.
+   * A copy of this window's data in another frame: another start (a collector moving the window
+   * of a client whose clock was off), length or segment labels (merging across segments).
    */
-  movedTo(start: number): WindowProfile {
-    if (start === this.start) return this.clone();
-    const moved = new WindowProfile(start, this.length, { ...this.segment });
+  reframed(frame: { start?: number; length?: number; segment?: Record<string, string> }): WindowProfile {
+    const out = new WindowProfile(frame.start ?? this.start, frame.length ?? this.length, frame.segment ?? { ...this.segment });
     const copy = this.clone();
-    moved.predictions = copy.predictions;
-    for (const [name, f] of copy.inputs) moved.inputs.set(name, f);
-    for (const [name, f] of copy.outputs) moved.outputs.set(name, f);
-    moved.latency.merge(copy.latency);
-    for (const [name, c] of copy.events) moved.events.set(name, c);
-    return moved;
+    out.predictions = copy.predictions;
+    for (const [name, f] of copy.inputs) out.inputs.set(name, f);
+    for (const [name, f] of copy.outputs) out.outputs.set(name, f);
+    out.latency.merge(copy.latency);
+    for (const [name, c] of copy.events) out.events.set(name, c);
+    return out;
+  }
+
+  /** A copy of this window at another start (same length and segment). */
+  movedTo(start: number): WindowProfile {
+    return this.reframed({ start });
   }
 
   /** An empty window with the same start, length and segment. */

@@ -70,6 +70,8 @@ describe('baselines', () => {
   it('builds a profile from CSV with the sketch code: counts exact, quantiles of the data', async () => {
     const b = await buildBaseline(join(dir, 'train.csv'), { model: 'weather', inputs: ['temp_max', 'precipitation'], categorical: ['weather'] });
     assert.equal(b.rows, 3000);
+    assert.equal(b.chunks.length, 20, 'twenty chunks by default');
+    assert.equal(b.chunks.reduce((n, c) => n + c.predictions, 0), 3000, 'the chunks partition the rows');
     const t = b.window.inputs.get('temp_max')!;
     assert.equal(t.count, 3000);
     const s = sorted(temps);
@@ -103,8 +105,17 @@ describe('baselines', () => {
     assert.match(stdout, /3000 rows, 3 features/);
     assert.match(stdout, /uploaded as baseline "training"/);
     assert.ok(readFileSync(out).length > 100);
-    const list = await c.admin<{ baselines: Array<{ name: string; observations: number; source: string }> }>('/v1/projects/test/models/weather/baselines');
+    const list = await c.admin<{ baselines: Array<{ name: string; observations: number; source: string; thresholds?: Record<string, Record<string, number>> }> }>(
+      '/v1/projects/test/models/weather/baselines',
+    );
     assert.deepEqual(list.body.baselines.map((b) => [b.name, b.observations, b.source]), [['training', 3000, 'training']]);
+    // The file carried 20 chunks: every feature's thresholds were calibrated from them.
+    const t = list.body.baselines[0].thresholds!;
+    assert.deepEqual(Object.keys(t).sort(), ['input/precipitation', 'input/temp_max', 'input/weather', 'latency/latency_ms'].filter((k) => k in t).sort());
+    assert.ok('input/temp_max' in t && 'input/weather' in t, Object.keys(t).join(', '));
+    for (const [metric, v] of Object.entries(t['input/temp_max'])) assert.ok(Number.isFinite(v) && v > 0, `${metric} ${v}`);
+    // Chunks of 150 rows vary more than a decile shift would: calibrated KS sits above the floor.
+    assert.ok(t['input/temp_max'].ks > 0.025);
   });
 
   it('a baseline from a range of production windows counts every prediction in it', async () => {

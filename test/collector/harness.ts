@@ -43,6 +43,15 @@ export async function inProcess(options: Partial<CollectorConfig> = {}): Promise
   return { ...client(collector.url, body.ingestKey), collector };
 }
 
+const children = new Set<ChildProcess>();
+
+/** Kills every collector process this test file started (an `after` hook: a test that failed
+ * half-way must not leave a child that keeps the test process alive). */
+export function killAll(): void {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+}
+
 /** A collector as a child process through the CLI, as an operator runs it. */
 export async function spawnCollector(args: string[], env: Record<string, string> = {}): Promise<Running & { process: ChildProcess; stop(): Promise<void>; kill(): Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'collector', '--port', '0', '--project', 'test', ...args], {
@@ -50,6 +59,8 @@ export async function spawnCollector(args: string[], env: Record<string, string>
     env: { ...process.env, SKETCHWATCH_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
   let out = '';
   let err = '';
   child.stderr!.on('data', (d) => (err += d));

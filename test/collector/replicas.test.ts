@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { rng, shuffle } from '../helpers.js';
-import { recentWindow, simulate, spawnCollector, totals, type Sent } from './harness.js';
+import { killAll, recentWindow, simulate, spawnCollector, totals, type Sent } from './harness.js';
 
 /**
  * Collectors as real processes: two replicas on one PostgreSQL database, one on PGlite, and a
  * SIGKILL in the middle of ingest.
  */
+after(killAll);
+
 const ADMIN_URL = process.env.SKETCHWATCH_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** Sends every batch to the given collectors (round robin, `copies` times each, shuffled). */
@@ -51,6 +53,7 @@ describe('two collector replicas on one PostgreSQL database', () => {
   });
 
   it('batches spread over both, duplicates across replicas → counts exact', async () => {
+    // Started together on purpose: migrations must not race.
     const [a, b] = await Promise.all([spawnCollector([], { DATABASE_URL: url }), spawnCollector([], { DATABASE_URL: url })]);
     try {
       assert.equal(a.ingestKey, b.ingestKey, 'both replicas serve the same project');

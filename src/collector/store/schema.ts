@@ -107,6 +107,9 @@ const MIGRATIONS: string[] = [
   `
   alter table baselines add column dynamic text;
   `,
+  `
+  alter table baselines add column thresholds text;
+  `,
 ];
 
 const LOCK_ID = 0x5357_0001; // "SW" + 1: the migration advisory lock
