@@ -204,27 +204,13 @@ export class Ingestor {
   }
 
   private async appendPartials(tx: Queryable, aggregates: Array<{ project: string; model: string; window: WindowProfile }>): Promise<void> {
-    if (aggregates.length === 0) return;
-    const cols: { project: string[]; model: string[]; segment: string[]; start: number[]; length: number[]; predictions: number[] } = {
-      project: [], model: [], segment: [], start: [], length: [], predictions: [],
-    };
-    const profiles: Uint8Array[] = [];
+    // One statement per row (arrays of bytea bind differently in the two drivers); they share
+    // the transaction, so the flush is still one commit.
     for (const { project, model, window } of aggregates) {
-      cols.project.push(project);
-      cols.model.push(model);
-      cols.segment.push(window.segmentKey);
-      cols.start.push(window.start);
-      cols.length.push(window.length);
-      cols.predictions.push(window.predictions);
-      profiles.push(encodeWindow(window));
-    }
-    // One statement per row for the bytea (arrays of bytea differ between the two drivers);
-    // they share the transaction, so the flush is still one commit.
-    for (let i = 0; i < aggregates.length; i++) {
       await tx.query(
         `insert into partials (project, model, segment, window_start, window_length, predictions, profile)
          values ($1, $2, $3, $4, $5, $6, $7)`,
-        [cols.project[i], cols.model[i], cols.segment[i], cols.start[i], cols.length[i], cols.predictions[i], profiles[i]],
+        [project, model, window.segmentKey, window.start, window.length, window.predictions, encodeWindow(window)],
       );
     }
   }

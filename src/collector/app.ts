@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CodecError, decodeBatch, type Batch, type FeatureProfile } from '../sketch/index.js';
+import { CodecError, decodeBatch, type Batch, type FeatureProfile, type WindowProfile } from '../sketch/index.js';
 import {
   BASELINE_NAME,
   PROJECT_ID,
@@ -121,7 +121,8 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
     }
     const agentWait = agentLimiter.take(`${project}\u0000${batch.agentId}`);
     if (agentWait > 0) return reject(reply.header('retry-after', String(agentWait)), 429, 'rate_agent', 'too many requests from this agent');
-    const problem = implausible(batch, config, Date.now());
+    const now = Date.now();
+    const problem = implausible(batch, config) ?? correctClock(batch, config, now) ?? outOfRange(batch, config, now);
     if (problem) return reject(reply, 422, 'implausible', problem);
     metrics.inc('sketchwatch_ingest_bytes_total', 'Bytes of accepted ingest bodies (as sent).', {}, (request.body as Buffer).length);
     try {
@@ -462,8 +463,7 @@ export function summarize(f: FeatureProfile, quantiles = [0.01, 0.05, 0.25, 0.5,
 }
 
 /** Why a batch cannot be true, or null. Checked before anything is queued. */
-function implausible(batch: Batch, config: CollectorConfig, now: number): string | null {
-  const skew = now - batch.sentAt;
+function implausible(batch: Batch, config: CollectorConfig): string | null {
   for (const w of batch.windows) {
     if (!w.segment.model) return 'every window needs a `model` segment label';
     if (w.predictions > config.maxPredictionsPerWindow) return `a window claims ${w.predictions} predictions (cap ${config.maxPredictionsPerWindow})`;
@@ -471,12 +471,25 @@ function implausible(batch: Batch, config: CollectorConfig, now: number): string
       if (f.count > config.maxPredictionsPerWindow * 1024) return `feature ${f.name} claims ${f.count} observations`;
     }
   }
-  // Clock skew: a client's windows are on its own clock. Beyond the tolerance, move them by the
-  // whole number of windows that the send time says the clock is off.
-  if (Math.abs(skew) > config.clockSkewToleranceMs) {
-    for (const w of batch.windows) if (w.start + Math.round(skew / w.length) * w.length < 0) return 'the send time puts a window before 1970';
-    batch.windows = batch.windows.map((w) => w.movedTo(w.start + Math.round(skew / w.length) * w.length));
-  }
+  return null;
+}
+
+/**
+ * A client's windows are on its own clock. When the batch's send time says that clock is off
+ * by more than the tolerance, moves every window by the whole number of windows it is off.
+ * Returns a problem when that would put a window before 1970.
+ */
+function correctClock(batch: Batch, config: CollectorConfig, now: number): string | null {
+  const skew = now - batch.sentAt;
+  if (Math.abs(skew) <= config.clockSkewToleranceMs) return null;
+  const target = (w: WindowProfile) => w.start + Math.round(skew / w.length) * w.length;
+  if (batch.windows.some((w) => target(w) < 0)) return 'the send time puts a window before 1970';
+  batch.windows = batch.windows.map((w) => w.movedTo(target(w)));
+  return null;
+}
+
+/** Windows must be neither in the future nor older than the retention. */
+function outOfRange(batch: Batch, config: CollectorConfig, now: number): string | null {
   for (const w of batch.windows) {
     if (w.start > now + 60_000) return `window ${new Date(w.start).toISOString()} is in the future`;
     if (w.start < now - config.retentionMs) return `window ${new Date(w.start).toISOString()} is older than the retention`;

@@ -80,6 +80,22 @@ describe('collector operations', () => {
     }
   });
 
+  it('merges a batch two days late into its own window; refuses one past the retention', async () => {
+    const c = await inProcess({ retentionMs: 7 * 24 * 3_600_000 });
+    try {
+      const old = WindowProfile.alignedStart(Date.now() - 2 * 24 * 3_600_000, WINDOW);
+      const late = await c.ingest(encodeBatch({ agentId: 'offline', sequence: 0, sentAt: Date.now(), windows: [window(old, 25, 2)] }));
+      assert.equal(late.status, 200, await late.text());
+      assert.equal((await totals(c, old)).predictions, 25);
+      const ancient = WindowProfile.alignedStart(Date.now() - 9 * 24 * 3_600_000, WINDOW);
+      const refused = await c.ingest(encodeBatch({ agentId: 'offline', sequence: 1, sentAt: Date.now(), windows: [window(ancient, 25, 3)] }));
+      assert.equal(refused.status, 422);
+      assert.match(((await refused.json()) as { error: string }).error, /older than the retention/);
+    } finally {
+      await c.collector.close();
+    }
+  });
+
   it('retries a failing webhook with backoff until it answers', async () => {
     const c = await inProcess();
     let calls = 0;
