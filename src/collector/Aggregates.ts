@@ -104,42 +104,69 @@ export async function loadWindows(db: Queryable, q: WindowQuery): Promise<Window
   return [...merged.values()].sort((a, b) => a.start - b.start);
 }
 
+interface PartialKey {
+  project: string;
+  model: string;
+  segment: string;
+  window_start: unknown;
+  window_length: unknown;
+}
+
 /**
  * Folds the partial rows of up to `maxKeys` (project, model, segment, window) keys that have
- * more than one row into a single row each. Rows are locked with SKIP LOCKED, so replicas
- * compacting at once fold disjoint sets and never count a row twice. Returns rows removed.
+ * more than one row into a single row each. Returns the rows removed.
  */
 export async function compactOnce(db: Database, maxKeys = 100): Promise<number> {
-  const keys = await db.query<{ project: string; model: string; segment: string; window_start: unknown; window_length: unknown }>(
+  const keys = await db.query<PartialKey>(
     `select project, model, segment, window_start, window_length from partials
       group by project, model, segment, window_start, window_length having count(*) > 1 limit $1`,
     [maxKeys],
   );
   let removed = 0;
-  for (const k of keys) {
-    removed += await db.transaction(async (tx) => {
-      const rows = await tx.query<{ id: unknown; profile: unknown }>(
-        `select id, profile from partials
-          where project = $1 and model = $2 and segment = $3 and window_start = $4 and window_length = $5
-          for update skip locked`,
-        [k.project, k.model, k.segment, toNumber(k.window_start), toNumber(k.window_length)],
-      );
-      if (rows.length < 2) return 0;
-      let acc: WindowProfile | null = null;
-      for (const r of rows) {
-        const [w] = decodeBatch(toBytes(r.profile)).windows;
-        acc = acc === null ? w : acc.merge(w);
-      }
-      await tx.query('delete from partials where id = any($1::bigint[])', [rows.map((r) => toNumber(r.id))]);
-      await tx.query(
-        `insert into partials (project, model, segment, window_start, window_length, predictions, profile)
-         values ($1, $2, $3, $4, $5, $6, $7)`,
-        [k.project, k.model, k.segment, acc!.start, acc!.length, acc!.predictions, encodeWindow(acc!)],
-      );
-      return rows.length - 1;
-    });
-  }
+  for (const k of keys) removed += await foldKey(db, k);
   return removed;
+}
+
+/** Folds the rows of one window of one model (every segment): the detector does this before
+ * it reads a window, so reading costs what arrived since, not the window's whole history. */
+export async function compactWindow(db: Database, project: string, model: string, start: number, length: number): Promise<number> {
+  const keys = await db.query<PartialKey>(
+    `select project, model, segment, window_start, window_length from partials
+      where project = $1 and model = $2 and window_start = $3 and window_length = $4
+      group by project, model, segment, window_start, window_length having count(*) > 1`,
+    [project, model, start, length],
+  );
+  let removed = 0;
+  for (const k of keys) removed += await foldKey(db, k);
+  return removed;
+}
+
+/**
+ * Replaces the rows of one key by their merge, in one transaction. Rows are locked with SKIP
+ * LOCKED, so replicas folding at once fold disjoint sets and never count a row twice.
+ */
+async function foldKey(db: Database, k: PartialKey): Promise<number> {
+  return db.transaction(async (tx) => {
+    const rows = await tx.query<{ id: unknown; profile: unknown }>(
+      `select id, profile from partials
+        where project = $1 and model = $2 and segment = $3 and window_start = $4 and window_length = $5
+        for update skip locked`,
+      [k.project, k.model, k.segment, toNumber(k.window_start), toNumber(k.window_length)],
+    );
+    if (rows.length < 2) return 0;
+    let acc: WindowProfile | null = null;
+    for (const r of rows) {
+      const [w] = decodeBatch(toBytes(r.profile)).windows;
+      acc = acc === null ? w : acc.merge(w);
+    }
+    await tx.query('delete from partials where id = any($1::bigint[])', [rows.map((r) => toNumber(r.id))]);
+    await tx.query(
+      `insert into partials (project, model, segment, window_start, window_length, predictions, profile)
+       values ($1, $2, $3, $4, $5, $6, $7)`,
+      [k.project, k.model, k.segment, acc!.start, acc!.length, acc!.predictions, encodeWindow(acc!)],
+    );
+    return rows.length - 1;
+  });
 }
 
 // ---------------------------------------------------------------- baselines

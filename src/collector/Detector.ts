@@ -1,6 +1,6 @@
 import { compareWindows, type WindowComparison } from '../drift/index.js';
 import type { WindowProfile } from '../sketch/index.js';
-import { baselineProfile, listBaselines, loadWindows } from './Aggregates.js';
+import { baselineProfile, compactWindow, listBaselines, loadWindows } from './Aggregates.js';
 import type { Metrics } from './metrics.js';
 import type { AlertMessage, Notifier } from './Notifier.js';
 import { toNumber, type Database, type Queryable } from './store/Database.js';
@@ -18,8 +18,8 @@ import { toNumber, type Database, type Queryable } from './store/Database.js';
  * less than `cooldownMs` ago are not repeated (flapping). One replica at a time evaluates a model
  * (an advisory lock), so alerts are not doubled across replicas.
  *
- * Must: read through the transaction's own connection only (PGlite has one connection: a
- * query on the database from inside a transaction waits for it forever).
+ * Must: inside a transaction, query through the transaction only (PGlite has one connection:
+ * a query on the database from inside a transaction waits for it forever).
  */
 export interface DetectorOptions {
   intervalMs?: number;
@@ -90,38 +90,41 @@ export class Detector {
   }
 
   private async evaluateModel(project: string, model: string, seen: number, last: number): Promise<AlertMessage[]> {
+    // Reads, folds and comparisons happen outside the transaction: PGlite has one connection,
+    // and ingest must not wait for the statistics. Only the writes take the model's lock.
+    const touched = await this.db.query<{ window_start: unknown; window_length: unknown }>(
+      `select distinct window_start, window_length from partials
+        where project = $1 and model = $2 and id > $3 and id <= $4 order by window_start`,
+      [project, model, seen, last],
+    );
+    const defined = await listBaselines(this.db, project, model);
+    const evaluated: Array<{ window: WindowProfile; comparisons: Map<string, WindowComparison> }> = [];
+    for (const t of touched) {
+      const start = toNumber(t.window_start);
+      const length = toNumber(t.window_length);
+      await compactWindow(this.db, project, model, start, length);
+      const [window] = await loadWindows(this.db, { project, model, from: start, to: start + 1 });
+      if (!window) continue;
+      // A model with no baseline defined is compared with the window before each window.
+      const baselines = defined.length > 0 ? defined : [{ name: 'previous', source: 'previous', observations: 0, createdAt: '', dynamic: 'previous' }];
+      const comparisons = new Map<string, WindowComparison>();
+      for (const b of baselines) {
+        const profile = await baselineProfile(this.db, project, model, b, start, length);
+        if (!profile) continue;
+        const calibrated = b.thresholds;
+        comparisons.set(b.name, compareWindows(profile, window, {
+          featureOptions: calibrated ? (role, feature) => ({ thresholds: calibrated[`${role}/${feature}`] }) : undefined,
+        }));
+      }
+      evaluated.push({ window, comparisons });
+    }
     return this.db.transaction(async (tx) => {
       const [lock] = await tx.query<{ ok: boolean }>('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [`sketchwatch-detector/${project}/${model}`]);
       if (!lock.ok) return [];
-      const touched = await tx.query<{ window_start: unknown; window_length: unknown }>(
-        `select distinct window_start, window_length from partials
-          where project = $1 and model = $2 and id > $3 and id <= $4 order by window_start`,
-        [project, model, seen, last],
-      );
-      const defined = await listBaselines(tx, project, model);
-      let newest: { window: WindowProfile; comparisons: Map<string, WindowComparison> } | null = null;
-      for (const t of touched) {
-        const start = toNumber(t.window_start);
-        const length = toNumber(t.window_length);
-        const [window] = await loadWindows(tx, { project, model, from: start, to: start + 1 });
-        if (!window) continue;
-        // A model with no baseline defined is compared with the window before each window.
-        const against = new Map<string, WindowProfile>();
-        const baselines = defined.length > 0 ? defined : [{ name: 'previous', source: 'previous', observations: 0, createdAt: '', dynamic: 'previous' }];
-        for (const b of baselines) {
-          const profile = await baselineProfile(tx, project, model, b, start, length);
-          if (profile) against.set(b.name, profile);
-        }
-        const comparisons = new Map<string, WindowComparison>();
-        for (const [name, baseline] of against) {
-          const calibrated = defined.find((b) => b.name === name)?.thresholds;
-          const comparison = compareWindows(baseline, window, {
-            featureOptions: calibrated ? (role, feature) => ({ thresholds: calibrated[`${role}/${feature}`] }) : undefined,
-          });
-          comparisons.set(name, comparison);
-          await saveResults(tx, project, model, window, name, comparison);
-        }
-        if (newest === null || window.start >= newest.window.start) newest = { window, comparisons };
+      let newest: (typeof evaluated)[number] | null = null;
+      for (const e of evaluated) {
+        for (const [name, comparison] of e.comparisons) await saveResults(tx, project, model, e.window, name, comparison);
+        if (newest === null || e.window.start >= newest.window.start) newest = e;
       }
       const messages = newest ? await this.transition(tx, project, model, newest.window, conditions(newest.window, newest.comparisons)) : [];
       await tx.query(
@@ -218,17 +221,35 @@ function conditions(window: WindowProfile, comparisons: Map<string, WindowCompar
 }
 
 async function saveResults(tx: Queryable, project: string, model: string, window: WindowProfile, baseline: string, c: WindowComparison): Promise<void> {
+  const roles: string[] = [];
+  const features: string[] = [];
+  const metrics: string[] = [];
+  const values: number[] = [];
+  const thresholds: number[] = [];
+  const drifted: boolean[] = [];
+  const observed: number[] = [];
   for (const f of c.features) {
     for (const [metric, r] of Object.entries(f.metrics)) {
       if (!r) continue;
-      await tx.query(
-        `insert into drift_results (project, model, window_start, window_length, baseline, role, feature, metric, value, threshold, drifted, observed)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         on conflict (project, model, window_start, baseline, role, feature, metric) do update
-           set value = excluded.value, threshold = excluded.threshold, drifted = excluded.drifted,
-               observed = excluded.observed, evaluated_at = now()`,
-        [project, model, window.start, window.length, baseline, f.role, f.name, metric, r.value, r.threshold, r.drifted, f.currentObserved],
-      );
+      roles.push(f.role);
+      features.push(f.name);
+      metrics.push(metric);
+      values.push(r.value);
+      thresholds.push(r.threshold);
+      drifted.push(r.drifted);
+      observed.push(f.currentObserved);
     }
   }
+  if (roles.length === 0) return;
+  // One statement for the window's every feature and metric.
+  await tx.query(
+    `insert into drift_results (project, model, window_start, window_length, baseline, role, feature, metric, value, threshold, drifted, observed)
+     select $1, $2, $3, $4, $5, u.role, u.feature, u.metric, u.value, u.threshold, u.drifted, u.observed
+       from unnest($6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], $11::boolean[], $12::bigint[])
+         as u(role, feature, metric, value, threshold, drifted, observed)
+     on conflict (project, model, window_start, baseline, role, feature, metric) do update
+       set value = excluded.value, threshold = excluded.threshold, drifted = excluded.drifted,
+           observed = excluded.observed, evaluated_at = now()`,
+    [project, model, window.start, window.length, baseline, roles, features, metrics, values, thresholds, drifted, observed],
+  );
 }

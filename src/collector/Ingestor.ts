@@ -1,5 +1,5 @@
 import { encodeBatch, type Batch, type WindowProfile } from '../sketch/index.js';
-import type { Database, Queryable } from './store/Database.js';
+import type { Database, Queryable, SqlValue } from './store/Database.js';
 import type { Metrics } from './metrics.js';
 
 /**
@@ -69,19 +69,28 @@ export class Ingestor {
     return this.pending.length;
   }
 
-  /** Queues a validated batch; resolves once it is committed (or found to be a duplicate). */
+  /**
+   * Queues a validated batch; resolves once it is committed (or found to be a duplicate).
+   * An idle ingestor commits at once; while a commit runs, arrivals gather for the next one —
+   * so a quiet collector answers in one commit's time and a busy one commits in large groups.
+   * `flushIntervalMs` bounds how long a batch can wait behind a slow commit before another
+   * is queued anyway.
+   */
   submit(project: string, batch: Batch): Promise<IngestOutcome> {
     if (this.closed) return Promise.reject(new Error('collector is shutting down'));
     return new Promise((resolve, reject) => {
       this.pending.push({ project, batch, resolve, reject });
-      if (this.pending.length >= this.maxPending) this.schedule(0);
+      if (!this.busy || this.pending.length >= this.maxPending) this.schedule(0);
       else this.schedule(this.flushIntervalMs);
     });
   }
 
+  private busy = false;
+
   private schedule(delay: number): void {
     if (this.timer !== null && delay > 0) return;
     if (this.timer !== null) clearTimeout(this.timer);
+    // setImmediate-like: requests arriving in the same turn still share the commit.
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.flush();
@@ -90,7 +99,15 @@ export class Ingestor {
 
   /** Commits everything queued so far. Flushes run one at a time, in order. */
   flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.flushOnce());
+    this.flushing = this.flushing.then(async () => {
+      this.busy = true;
+      try {
+        await this.flushOnce();
+      } finally {
+        this.busy = false;
+        if (this.pending.length > 0) this.schedule(0);
+      }
+    });
     return this.flushing;
   }
 
@@ -204,25 +221,38 @@ export class Ingestor {
   }
 
   private async appendPartials(tx: Queryable, aggregates: Array<{ project: string; model: string; window: WindowProfile }>): Promise<void> {
-    // One statement per row (arrays of bytea bind differently in the two drivers); they share
-    // the transaction, so the flush is still one commit.
+    // One multi-row INSERT: a statement per row cost a round trip each on PostgreSQL.
+    if (aggregates.length === 0) return;
+    const values: SqlValue[] = [];
+    const rows: string[] = [];
     for (const { project, model, window } of aggregates) {
-      await tx.query(
-        `insert into partials (project, model, segment, window_start, window_length, predictions, profile)
-         values ($1, $2, $3, $4, $5, $6, $7)`,
-        [project, model, window.segmentKey, window.start, window.length, window.predictions, encodeWindow(window)],
-      );
+      const p = values.length;
+      rows.push(`($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6}, $${p + 7})`);
+      values.push(project, model, window.segmentKey, window.start, window.length, window.predictions, encodeWindow(window));
     }
+    await tx.query(
+      `insert into partials (project, model, segment, window_start, window_length, predictions, profile) values ${rows.join(', ')}`,
+      values,
+    );
   }
 
   private async saveAgents(tx: Queryable, states: AgentState[]): Promise<void> {
-    for (const s of states) {
-      await tx.query(
-        `update agents set high_water = $3, seen = $4::bigint[], batches = $5, last_seen_at = now()
-          where project = $1 and agent_id = $2`,
-        [s.project, s.agentId, s.highWater, [...s.seen].sort((a, b) => a - b), s.applied],
-      );
-    }
+    // One UPDATE for every agent of the flush (0.25 ms a statement on PGlite; a round trip each
+    // on PostgreSQL). Seen sets travel as comma-separated text: arrays of arrays do not unnest.
+    if (states.length === 0) return;
+    await tx.query(
+      `update agents a set high_water = u.high_water, batches = u.batches, last_seen_at = now(),
+              seen = case when u.seen = '' then '{}'::bigint[] else string_to_array(u.seen, ',')::bigint[] end
+         from unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) as u(project, agent_id, high_water, seen, batches)
+        where a.project = u.project and a.agent_id = u.agent_id`,
+      [
+        states.map((s) => s.project),
+        states.map((s) => s.agentId),
+        states.map((s) => s.highWater),
+        states.map((s) => [...s.seen].sort((a, b) => a - b).join(',')),
+        states.map((s) => s.applied),
+      ],
+    );
   }
 }
 

@@ -2,7 +2,7 @@
  * The one interface both stores speak: PGlite (embedded, the default) and PostgreSQL (`pg`, for
  * several replicas). Same SQL, same schema; only connection handling differs.
  */
-export type SqlValue = string | number | boolean | null | Uint8Array | string[] | number[];
+export type SqlValue = string | number | boolean | null | Uint8Array | string[] | number[] | boolean[];
 
 export interface Queryable {
   /** Runs one statement with $1… parameters; rows come back as plain objects. */

@@ -3,7 +3,14 @@ import type { Database, Queryable, SqlValue } from './Database.js';
 
 /** The embedded store: PostgreSQL compiled to WASM, data in a directory (or in memory). */
 export async function openPglite(dataDir?: string): Promise<Database> {
-  const db = await PGlite.create(dataDir ? { dataDir } : {});
+  // bytea (type 17) through Buffer's hex codec: PGlite 0.5.16 converts it a byte at a time in
+  // JavaScript, which measured 6× slower for our ~16 KiB profiles (8.7 → 1.4 ms an insert).
+  const BYTEA = 17;
+  const db = await PGlite.create({
+    ...(dataDir ? { dataDir } : {}),
+    serializers: { [BYTEA]: (x: Uint8Array) => `\\x${Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('hex')}` },
+    parsers: { [BYTEA]: (x: string) => new Uint8Array(Buffer.from(x.slice(2), 'hex')) },
+  });
   const wrap = (q: { query: PGlite['query'] }): Queryable => ({
     async query<Row>(sql: string, params: SqlValue[] = []) {
       const result = await q.query<Row>(sql, params);
