@@ -269,6 +269,15 @@ export class TDigest {
     return decodeDigest(bytes);
   }
 
+  /**
+   * @internal For the codec: the compressed centroids without copying (flushes first). Weights
+   * are signed: negative for a centroid that mixes distinct values. Read-only.
+   */
+  codecView(): { compression: number; size: number; means: Float64Array; weights: Float64Array; min: number; max: number } {
+    this.flush();
+    return { compression: this.compression, size: this.size, means: this.means, weights: this.weights, min: this.lo, max: this.hi };
+  }
+
   /** A copy of the compressed state (flushes first). */
   toState(): DigestState {
     this.flush();

@@ -43,7 +43,7 @@ export class ByteWriter {
   private view = new DataView(this.buf.buffer);
   length = 0;
 
-  private reserve(n: number): void {
+  reserve(n: number): void {
     if (this.length + n <= this.buf.length) return;
     const next = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
     next.set(this.buf.subarray(0, this.length));
@@ -87,11 +87,29 @@ export class ByteWriter {
 
   /** Writes a field: tag, then the length of what `body` writes, then that. */
   field(tag: number, body: (w: ByteWriter) => void): void {
-    const inner = new ByteWriter();
-    body(inner);
+    // Written in place: one byte is reserved for the length, and the body moves right in the
+    // rare case its length needs more (no nested buffer per field).
     this.varint(tag);
-    this.varint(inner.length);
-    this.bytes(inner.finish());
+    this.reserve(1);
+    const at = this.length++;
+    body(this);
+    const len = this.length - at - 1;
+    if (len < 0x80) {
+      this.buf[at] = len;
+      return;
+    }
+    let extra = 0;
+    for (let v = len; v >= 0x80; v = Math.floor(v / 0x80)) extra++;
+    this.reserve(extra);
+    this.buf.copyWithin(at + 1 + extra, at + 1, this.length);
+    let v = len;
+    let p = at;
+    while (v >= 0x80) {
+      this.buf[p++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    this.buf[p] = v;
+    this.length += extra;
   }
 
   finish(): Uint8Array<ArrayBuffer> {
@@ -186,10 +204,22 @@ export class ByteReader {
     const n = length ?? this.varint(`${what} length`);
     if (n > maxBytes) this.fail(`${what} is ${n} bytes, more than the ${maxBytes} allowed`);
     if (n > this.remaining) this.fail(`truncated: ${what} needs ${n} bytes, ${this.remaining} left`);
-    const s = this.buf.subarray(this.pos, this.pos + n);
+    const start = this.pos;
     this.pos += n;
+    // Names and labels are short and nearly always ASCII: building those directly is several
+    // times cheaper than a TextDecoder call.
+    if (n <= 64) {
+      let ascii = '';
+      let i = start;
+      for (; i < start + n; i++) {
+        const b = this.buf[i];
+        if (b >= 0x80) break;
+        ascii += String.fromCharCode(b);
+      }
+      if (i === start + n) return ascii;
+    }
     try {
-      return textDecoderStrict.decode(s);
+      return textDecoderStrict.decode(this.buf.subarray(start, start + n));
     } catch {
       return this.fail(`${what} is not valid UTF-8`);
     }
@@ -208,13 +238,25 @@ export class ByteReader {
    * once; `onField` ignores tags it does not know, which is how older readers skip newer fields.
    */
   fields(what: string, repeatable: ReadonlySet<number>, onField: (tag: number, r: ByteReader) => void): void {
-    const seen = new Set<number>();
+    // Tags below 32 (all of ours) are tracked in a bit mask: no Set per record.
+    let seenLow = 0;
+    let seenHigh: Set<number> | null = null;
+    const tagWhat = `${what} field tag`;
+    const lengthWhat = `${what} field length`;
     while (this.remaining > 0) {
-      const tag = this.varint(`${what} field tag`);
-      const len = this.varint(`${what} field ${tag} length`);
-      const r = this.sub(len, `${what} field ${tag}`);
-      if (seen.has(tag) && !repeatable.has(tag)) r.fail(`${what}: field ${tag} appears twice`);
-      seen.add(tag);
+      const tag = this.varint(tagWhat);
+      const len = this.varint(lengthWhat);
+      const r = this.sub(len, what);
+      let twice: boolean;
+      if (tag < 32) {
+        twice = (seenLow & (1 << tag)) !== 0;
+        seenLow |= 1 << tag;
+      } else {
+        seenHigh ??= new Set();
+        twice = seenHigh.has(tag);
+        seenHigh.add(tag);
+      }
+      if (twice && !repeatable.has(tag)) r.fail(`${what}: field ${tag} appears twice`);
       onField(tag, r);
       if (r.remaining !== 0) r.fail(`${what} field ${tag}: ${r.remaining} bytes left unread`);
     }
@@ -323,39 +365,40 @@ function bitsToFloat(exponent: number, mantissa: number, p: number): number {
 }
 
 export function writeDigestBody(w: ByteWriter, d: TDigest): void {
-  const s = d.toState();
-  const c = s.means.length;
-  w.varint(s.compression);
+  // The digest's own arrays, not a copy: weights are signed there (negative = mixed centroid).
+  const { compression, size: c, means, weights, min, max } = d.codecView();
+  w.varint(compression);
   w.varint(c);
   if (c === 0) return;
-  const p = meanPrecision(s.min, s.max);
+  const p = meanPrecision(min, max);
   w.byte(p);
-  w.f64(s.min);
-  w.f64(s.max);
+  w.f64(min);
+  w.f64(max);
   if (p === RAW_FLOAT64) {
-    for (let i = 0; i < c; i++) w.f64(s.means[i]);
+    for (let i = 0; i < c; i++) w.f64(means[i]);
   } else {
     // The first key is written as its distance above the min's key, the rest as deltas.
-    let prev = meanKey(s.min, p);
+    let prev = meanKey(min, p);
     for (let i = 0; i < c; i++) {
-      const k = meanKey(s.means[i], p);
+      const k = meanKey(means[i], p);
       w.varint(k - prev);
       prev = k;
     }
   }
-  writeWeights(w, s.weights);
-  writePurity(w, s.weights, s.pure!);
+  writeWeights(w, weights, c);
+  writePurity(w, weights, c);
 }
 
 // One bit per centroid of weight > 1, in order, eight to a byte from the low bit: 1 when all of
 // its values are equal (see DigestState.pure). Padding bits are zero. Weight-one centroids are
 // pure by definition and take no bit, so digests of a few values pay nothing.
-function writePurity(w: ByteWriter, weights: Float64Array, pure: Uint8Array): void {
+function writePurity(w: ByteWriter, signedWeights: Float64Array, c: number): void {
   let acc = 0;
   let bits = 0;
-  for (let i = 0; i < weights.length; i++) {
-    if (weights[i] === 1) continue;
-    acc |= (pure[i] ? 1 : 0) << bits;
+  for (let i = 0; i < c; i++) {
+    const sw = signedWeights[i];
+    if (sw === 1) continue;
+    acc |= (sw > 0 ? 1 : 0) << bits;
     if (++bits === 8) {
       w.byte(acc);
       acc = 0;
@@ -385,17 +428,16 @@ function readPurity(r: ByteReader, weights: Float64Array, pure: Uint8Array, c: n
 // Weights are tokens: an odd token 2r-1 stands for a run of r weights equal to one (the tails,
 // and every digest of a few values, are mostly single points), an even token 2(w-2) for one
 // weight w >= 2. Runs are maximal, so every weight vector has exactly one encoding.
-function writeWeights(w: ByteWriter, weights: Float64Array): void {
-  const c = weights.length;
+function writeWeights(w: ByteWriter, signedWeights: Float64Array, c: number): void {
   let i = 0;
   while (i < c) {
-    if (weights[i] === 1) {
+    if (signedWeights[i] === 1) {
       let run = 1;
-      while (i + run < c && weights[i + run] === 1) run++;
+      while (i + run < c && signedWeights[i + run] === 1) run++;
       w.varint(2 * run - 1);
       i += run;
     } else {
-      w.varint(2 * (weights[i] - 2));
+      w.varint(2 * (Math.abs(signedWeights[i]) - 2));
       i++;
     }
   }
