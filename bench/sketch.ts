@@ -14,6 +14,7 @@
 import { DDSketch } from '@datadog/sketches-js';
 import reference from 'tdigest';
 import { TDigest } from 'sketchwatch/sketch';
+import { rng } from './rng.js';
 
 const QUICK = process.argv.includes('--quick');
 const N = 1_000_000;
@@ -116,16 +117,6 @@ const LIBRARIES = [ours, npmTdigest, ddsketch] as Library<unknown>[];
 
 // ---------------------------------------------------------------- data
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function generate(kind: string, seed: number): Float64Array {
   const r = rng(seed);
