@@ -35,7 +35,7 @@ interface Condition {
 }
 
 export class Detector {
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
   private running: Promise<void> | null = null;
   private readonly intervalMs: number;
   private readonly cooldownMs: number;
@@ -50,13 +50,29 @@ export class Detector {
     this.cooldownMs = options.cooldownMs ?? 15 * 60_000;
   }
 
+  /**
+   * Runs passes every intervalMs — or, when a pass takes long (a busy collector), four times
+   * its duration after it ends, so detection never takes more than a fifth of the core that
+   * ingest needs.
+   */
   start(): void {
-    this.timer ??= setInterval(() => void this.runOnce(), this.intervalMs);
-    this.timer.unref();
+    if (this.timer !== null || this.stopped) return;
+    const tick = (delay: number): void => {
+      this.timer = setTimeout(async () => {
+        const started = performance.now();
+        await this.runOnce();
+        if (!this.stopped) tick(Math.max(this.intervalMs, 4 * (performance.now() - started)));
+      }, delay);
+      this.timer.unref();
+    };
+    tick(this.intervalMs);
   }
 
+  private stopped = false;
+
   async stop(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     await this.running;
     await this.notifier.drain();

@@ -96,6 +96,23 @@ describe('collector operations', () => {
     }
   });
 
+  it('the detector runs on its own timer: a shifted window raises an alert without being asked', async () => {
+    const c = await inProcess({ detectIntervalMs: 200 });
+    try {
+      const t0 = recentWindow(6);
+      await c.ingest(encodeBatch({ agentId: 'timer', sequence: 0, sentAt: Date.now(), windows: [window(t0, 2000, 1)] }));
+      await c.ingest(encodeBatch({ agentId: 'timer', sequence: 1, sentAt: Date.now(), windows: [window(t0 + WINDOW, 2000, 2, 1.5)] }));
+      let keys: string[] = [];
+      for (let i = 0; i < 50 && !keys.includes('drift|previous|input|x'); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        keys = (await c.admin<{ alerts: Array<{ key: string }> }>('/v1/projects/test/alerts?state=firing')).body.alerts.map((a) => a.key);
+      }
+      assert.ok(keys.includes('drift|previous|input|x'), `alerts: ${keys.join(', ')}`);
+    } finally {
+      await c.collector.close();
+    }
+  });
+
   it('retries a failing webhook with backoff until it answers', async () => {
     const c = await inProcess();
     let calls = 0;
