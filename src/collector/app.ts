@@ -42,6 +42,9 @@ export interface AppDeps {
 const REJECTS = 'sketchwatch_ingest_rejects_total';
 const REJECTS_HELP = 'Ingest requests refused, by reason.';
 
+/** Largest baseline file accepted (a whole profile and its chunks). */
+const MAX_BASELINE_BYTES = 64 * 1024 * 1024;
+
 /** Key → project, cached; unknown keys are cached too, briefly, so bad keys cost no query. */
 const KEY_CACHE_MS = 30_000;
 
@@ -66,7 +69,8 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
   }
 
   // Bodies are raw bytes whatever the declared type: sendBeacon cannot always set one.
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.maxBodyBytes }, (_req, body, done) => done(null, body));
+  // (The body limit is the server's, maxBodyBytes; the baseline upload route raises its own.)
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     const status = error.statusCode ?? 500;
@@ -264,7 +268,8 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
     }));
 
     // Upload a profile built by `sketchwatch baseline` (a .swb file: one window, wire format).
-    admin.put('/v1/projects/:project/models/:model/baselines/:name', { schema: { params } }, async (request: FastifyRequest<P>, reply) => {
+    // A baseline file with its calibration chunks runs to a few MiB for wide models.
+    admin.put('/v1/projects/:project/models/:model/baselines/:name', { schema: { params }, bodyLimit: MAX_BASELINE_BYTES }, async (request: FastifyRequest<P>, reply) => {
       const body = request.body as Buffer | undefined;
       if (!Buffer.isBuffer(body) || body.length === 0) return reply.code(400).send({ error: 'send the .swb file as the request body' });
       let windows;

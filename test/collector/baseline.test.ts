@@ -130,6 +130,22 @@ describe('baselines', () => {
     assert.equal(res.body.observations, sent.predictions);
   });
 
+  it('accepts a baseline file far larger than an ingest body (wide model, 20 chunks)', async () => {
+    const wide = join(dir, 'wide.csv');
+    const cols = Array.from({ length: 40 }, (_, i) => `f${i}`);
+    const rowsOut = [cols.join(',')];
+    for (let i = 0; i < 4000; i++) rowsOut.push(cols.map(() => normal(r).toFixed(5)).join(','));
+    writeFileSync(wide, rowsOut.join('\n'));
+    const b = await buildBaseline(wide, { model: 'wide' });
+    assert.ok(b.bytes.length > 256 * 1024, `${b.bytes.length} bytes: more than the ingest limit`);
+    const res = await fetch(`${c.url}/v1/projects/test/models/wide/baselines/training`, {
+      method: 'PUT',
+      body: b.bytes,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/octet-stream' },
+    });
+    assert.equal(res.status, 200, await res.text());
+  });
+
   it('refuses an upload that is not a baseline file', async () => {
     const res = await fetch(`${c.url}/v1/projects/test/models/weather/baselines/bad`, {
       method: 'PUT',
