@@ -1,17 +1,10 @@
 /** Test helpers shared by the suites: a seeded RNG, the data generators, exact statistics. */
 import { EVENTS, WindowProfile, type Batch } from '../src/sketch/index.js';
 
-/** mulberry32: a small, fast, seedable PRNG (public domain, Tommy Ettinger). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded RNG the benchmarks use too (mulberry32). */
+import { rng } from '../bench/rng.js';
+
+export { rng };
 
 /** Standard normal by Box–Muller. */
 export function normal(r: () => number): number {
