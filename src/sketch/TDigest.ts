@@ -125,7 +125,19 @@ export class TDigest {
 
   /** Adds `x` with a positive integer `weight` (default 1). Throws on NaN, ±Infinity, bad weight. */
   add(x: number, weight = 1): this {
-    // x - x is 0 for every finite number and NaN for NaN and ±Infinity.
+    // The per-prediction path: a finite value of weight one into a buffer with room. (x - x is
+    // 0 for every finite number and NaN for NaN and ±Infinity.)
+    const len = this.bufLen;
+    if (weight === 1 && x - x === 0 && this.bufUnit && len < this.bufMeans.length) {
+      this.bufMeans[len] = x;
+      this.bufLen = len + 1;
+      this.bufTotal++;
+      return this;
+    }
+    return this.addSlow(x, weight);
+  }
+
+  private addSlow(x: number, weight: number): this {
     if (x - x !== 0) throw new TDigestError(`cannot add ${x}: only finite numbers (profiles count NaN and ±Infinity)`);
     if (weight !== 1) checkWeight(weight);
     if (this.bufLen === this.bufMeans.length) this.makeRoom();
@@ -185,10 +197,13 @@ export class TDigest {
    * @internal For the codec: buffers `len` decoded centroids (means sorted, weights positive
    * integers, pure flags) known valid, and widens min/max.
    */
-  appendDecoded(means: Float64Array, weights: Float64Array, pure: Uint8Array, len: number, min: number, max: number): void {
+  appendDecoded(means: Float64Array, weights: Float64Array, pure: Uint8Array, len: number, min: number, max: number, total: number): void {
     if (len === 0) return;
     if (min < this.lo) this.lo = min;
     if (max > this.hi) this.hi = max;
+    // All single values (every small client digest): buffered as raw values, which keeps the
+    // buffer on the cheaper unit-weight sort and merge path.
+    if (total === len) return this.appendCentroids(means, null, len);
     for (let i = 0; i < len; i++) if (pure[i] === 0) weights[i] = -weights[i];
     this.appendCentroids(means, weights, len);
   }

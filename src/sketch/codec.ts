@@ -620,7 +620,7 @@ export function mergeEncodedDigest(into: TDigest, bytes: Uint8Array): TDigest {
   const parts = readDigestParts(r, true);
   r.done('digest');
   if (parts.total + into.count > Number.MAX_SAFE_INTEGER) r.fail('merged total weight would pass 2^53');
-  into.appendDecoded(parts.means, parts.weights, parts.pure, parts.length, parts.min, parts.max);
+  into.appendDecoded(parts.means, parts.weights, parts.pure, parts.length, parts.min, parts.max, parts.total);
   return into;
 }
 
