@@ -249,12 +249,6 @@ function calibrate(window: WindowProfile, chunks: WindowProfile[]): FeatureThres
   return out;
 }
 
-/** The calibrated thresholds stored with a baseline, if any. */
-export async function loadThresholds(db: Queryable, project: string, model: string, name: string): Promise<FeatureThresholds | null> {
-  const rows = await db.query<{ thresholds: string | null }>('select thresholds from baselines where project = $1 and model = $2 and name = $3', [project, model, name]);
-  return rows.length && rows[0].thresholds ? (JSON.parse(rows[0].thresholds) as FeatureThresholds) : null;
-}
-
 export async function listBaselines(db: Queryable, project: string, model: string): Promise<BaselineInfo[]> {
   const rows = await db.query<{ name: string; source: string; observations: unknown; created_at: unknown; dynamic: string | null; thresholds: string | null }>(
     'select name, source, observations, created_at, dynamic, thresholds from baselines where project = $1 and model = $2 order by name',

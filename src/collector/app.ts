@@ -203,7 +203,7 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
     }, async (request: FastifyRequest<{ Params: { project: string; model: string; feature: string }; Querystring: RangeQuery }>, reply) => {
       const q = parseRange(request, reply);
       if (!q) return reply;
-      const qs = (request.query.quantiles ?? '0.01,0.05,0.25,0.5,0.75,0.95,0.99').split(',').map(Number);
+      const qs = request.query.quantiles === undefined ? DEFAULT_QUANTILES : request.query.quantiles.split(',').map(Number);
       if (qs.some((x) => !(x >= 0 && x <= 1))) return reply.code(400).send({ error: 'quantiles must be numbers in [0, 1]' });
       const windows = await loadWindows(db, q);
       const name = request.params.feature;
@@ -438,8 +438,11 @@ function parseRange(
   return { project: request.params.project, model: request.params.model, from, to, segment: parsed };
 }
 
+/** Quantiles the feature summary reports unless asked for others. */
+const DEFAULT_QUANTILES: readonly number[] = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99];
+
 /** What the API says about a feature: counts, moments, quantiles, CDF points or class counts. */
-export function summarize(f: FeatureProfile, quantiles = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]): Record<string, unknown> {
+export function summarize(f: FeatureProfile, quantiles: readonly number[] = DEFAULT_QUANTILES): Record<string, unknown> {
   const out: Record<string, unknown> = {
     name: f.name,
     kind: f.kind,

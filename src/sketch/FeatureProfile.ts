@@ -76,7 +76,7 @@ export class FeatureProfile {
       // Only finite numbers give 0 here. A categorical feature takes a number as a class
       // index or a label.
       if (this.digest !== null) {
-        this.moments!.add(x);
+        this.moments!.addFinite(x);
         this.digest.add(x);
       } else if (this.classes !== null) {
         this.classes.add(x);

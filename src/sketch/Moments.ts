@@ -21,6 +21,11 @@ export class Moments {
   /** Adds a finite number (FeatureProfile counts NaN and ±Infinity before they get here). */
   add(x: number): this {
     if (typeof x !== 'number' || x - x !== 0) throw new MomentsError(`cannot add ${String(x)}: only finite numbers`);
+    return this.addFinite(x);
+  }
+
+  /** add() for a caller that has already checked x is a finite number (the per-prediction path). */
+  addFinite(x: number): this {
     const n = ++this.count;
     const d = x - this.mean;
     this.mean += d / n;

@@ -597,7 +597,7 @@ function checkWeight(weight: number): void {
  * weight `n`: the fraction s(t) of the scale function above, applied at whichever end of the
  * centroid is nearer a tail.
  */
-export function maxCentroidWeight(q0: number, n: number, delta: number): number {
+function maxCentroidWeight(q0: number, n: number, delta: number): number {
   const kappa = TAIL_FACTOR;
   // Left end nearer the lower tail: s(q0).
   const left = q0 <= 0.5 ? q0 / (delta * q0 + kappa) : Infinity;
