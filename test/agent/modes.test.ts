@@ -1,0 +1,216 @@
+/**
+ * Worker mode and wrap mode on a small real tf.js model, in real Chromium: predictions equal the
+ * plain model's; the sink's profiles count every prediction once; quantiles match the exact
+ * values of the inputs fed.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import type { Browser } from 'playwright-core';
+import { CLASSES, FEATURES, KEY, esmPage, graphArtifacts, graphReference, inputRows, launch, openPage, startServer, trainedModel, until, watchErrors, type TestServer } from './harness.js';
+import { exactQuantile } from '../helpers.js';
+
+let server: TestServer;
+let browser: Browser;
+
+before(async () => {
+  server = await startServer();
+  server.pages.set('/esm.html', esmPage());
+  server.pages.set('/wrap.html', `<!doctype html><html><head><meta charset="utf-8">
+<script src="/tfjs/tf.min.js"></script>
+<script src="/dist/agent/sketchwatch.iife.js"></script></head><body></body></html>`);
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** Largest |rank(q-quantile from the sketch) − q| over a grid, against the exact sorted values. */
+function worstRankError(values: number[], quantile: (q: number) => number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  let worst = 0;
+  for (let q = 0.05; q < 0.96; q += 0.05) {
+    const v = quantile(q);
+    let lo = 0;
+    while (lo < sorted.length && sorted[lo] < v) lo++;
+    let hi = lo;
+    while (hi < sorted.length && sorted[hi] === v) hi++;
+    // Any rank in [lo, hi] / n is the value's rank (ties).
+    const r = Math.min(Math.max(q, lo / sorted.length), hi / sorted.length);
+    worst = Math.max(worst, Math.abs(r - q));
+  }
+  return worst;
+}
+
+describe('worker mode', () => {
+  test('a layers model from a URL: same predictions as the plain model, every prediction profiled once', async () => {
+    server.sink.reset();
+    const reference = await trainedModel();
+    const rows = inputRows(600);
+    const page = await openPage(browser);
+    const errors = watchErrors(page);
+    await page.goto(`${server.url}/esm.html`);
+    await page.waitForFunction(() => (window as any).ready);
+    const result = await page.evaluate(async ({ url, key, rows, features, classes }) => {
+      const sw = (window as any).sketchwatch;
+      const model = await sw.load({ modelUrl: '/model/model.json', collector: url, key, model: 'weather', version: '1', inputs: features, outputs: classes, flushInterval: 60_000 });
+      const out: number[][] = [];
+      // Batches of various sizes, then single rows.
+      for (let i = 0; i < 500; i += 50) out.push(...(await model.predict(rows.slice(i, i + 50))));
+      for (let i = 500; i < rows.length; i++) out.push(...(await model.predict([rows[i]])));
+      // A typed array with a shape gives { data, shape } back.
+      const typed = await model.predict({ data: new Float32Array(rows[0]), shape: [1, 4] });
+      const status = await model.flush();
+      return { out, backend: model.backend, format: model.format, typed: { data: Array.from(typed.data), shape: typed.shape }, status };
+    }, { url: server.url, key: KEY, rows, features: FEATURES, classes: CLASSES });
+    assert.equal(result.backend, 'cpu');
+    assert.equal(result.format, 'layers');
+    const expected = (reference.predict(tf.tensor2d(rows)) as tf.Tensor).arraySync() as number[][];
+    assert.equal(result.out.length, rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      for (let j = 0; j < 3; j++) assert.ok(Math.abs(result.out[i][j] - expected[i][j]) < 1e-5, `row ${i} class ${j}: ${result.out[i][j]} vs ${expected[i][j]}`);
+    }
+    assert.deepEqual(result.typed.shape, [1, 3]);
+    assert.ok(Math.abs(result.typed.data[0] - expected[0][0]) < 1e-5);
+
+    await until(() => server.sink.predictions() === rows.length + 1, 10_000, 'all predictions at the sink');
+    const windows = server.sink.merged();
+    assert.equal(windows.length, 1, 'one window, one segment');
+    const w = windows[0];
+    assert.deepEqual(w.segment, { backend: 'cpu', model: 'weather', version: '1' });
+    assert.equal(w.predictions, rows.length + 1);
+    const fed = [...rows, rows[0]];
+    for (let c = 0; c < FEATURES.length; c++) {
+      const f = w.inputs.get(FEATURES[c])!;
+      assert.equal(f.count, fed.length);
+      // The page sends float32: compare with the float32 values it fed.
+      const values = fed.map((r) => Math.fround(r[c]));
+      assert.equal(f.digest!.min, Math.min(...values));
+      assert.equal(f.digest!.max, Math.max(...values));
+      const err = worstRankError(values, (q) => f.digest!.quantile(q));
+      assert.ok(err <= 0.01, `${FEATURES[c]}: rank error ${err}`);
+      assert.ok(Math.abs(f.moments!.mean - values.reduce((a, b) => a + b, 0) / values.length) < 1e-9);
+    }
+    const cls = w.outputs.get('class')!;
+    assert.equal(cls.count, fed.length);
+    const argmax = [...expected, expected[0]].map((p) => p.indexOf(Math.max(...p)));
+    for (let k = 0; k < CLASSES.length; k++) assert.equal(cls.classes!.counts[k], argmax.filter((a) => a === k).length, `class ${CLASSES[k]}`);
+    const conf = w.outputs.get('confidence')!;
+    const exactConf = [...expected, expected[0]].map((p) => Math.fround(Math.max(...p)));
+    assert.ok(Math.abs(conf.digest!.quantile(0.5) - exactQuantile([...exactConf].sort((a, b) => a - b), 0.5)) < 0.02);
+    assert.equal(w.latency.count, fed.length);
+    assert.equal(w.events.size, 0, `no data-quality events, got ${[...w.events.keys()]}`);
+    assert.equal(result.status.outboxBatches, 0);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('a graph model from a tf.io handler; wasm and webgl report the backend that runs', async () => {
+    server.sink.reset();
+    const rows = inputRows(40, 3);
+    const page = await openPage(browser);
+    const errors = watchErrors(page);
+    await page.goto(`${server.url}/esm.html`);
+    await page.waitForFunction(() => (window as any).ready);
+    const result = await page.evaluate(async ({ url, key, rows, artifacts }) => {
+      const sw = (window as any).sketchwatch;
+      const handler = { load: async () => ({ ...artifacts, weightData: new Float32Array(artifacts.weightData).buffer }) };
+      const out: Record<string, unknown> = {};
+      for (const backend of ['wasm', 'webgl', 'cpu']) {
+        const m = await sw.load({ modelUrl: handler, collector: url, key, model: `graph-${backend}`, backend, wasmPaths: '/wasm/', outputs: ['a', 'b', 'c'], flushInterval: 60_000 });
+        out[backend] = { backend: m.backend, note: m.backendNote, format: m.format, y: await m.predict(rows) };
+        await m.flush();
+        await m.close();
+      }
+      // wasm without wasmPaths: cpu, and the reason.
+      const m = await sw.load({ modelUrl: handler, collector: url, key, model: 'graph-nopaths', backend: 'wasm', flushInterval: 60_000, storage: 'memory' });
+      out.nopaths = { backend: m.backend, note: m.backendNote };
+      await m.close();
+      return out;
+    }, { url: server.url, key: KEY, rows, artifacts: graphArtifacts() }) as Record<string, { backend: string; note: string | null; format: string; y: number[][] }>;
+    const expected = graphReference(rows);
+    assert.equal(result.wasm.backend, 'wasm', `wasm ran: ${result.wasm.note}`);
+    assert.equal(result.cpu.backend, 'cpu');
+    assert.ok(['webgl', 'cpu'].includes(result.webgl.backend));
+    if (result.webgl.backend !== 'webgl') assert.match(result.webgl.note ?? '', /webgl/);
+    for (const b of ['wasm', 'webgl', 'cpu']) {
+      assert.equal(result[b].format, 'graph');
+      for (let i = 0; i < rows.length; i++) {
+        for (let j = 0; j < 3; j++) assert.ok(Math.abs(result[b].y[i][j] - expected[i][j]) < 1e-4, `${b} row ${i}: ${result[b].y[i][j]} vs ${expected[i][j]}`);
+      }
+    }
+    assert.equal(result.nopaths.backend, 'cpu');
+    assert.match(result.nopaths.note ?? '', /wasmPaths/);
+    await until(() => server.sink.predictions() === rows.length * 3, 10_000, 'graph predictions at the sink');
+    const segments = server.sink.merged().map((w) => `${w.segment.model}:${w.segment.backend}`).sort();
+    assert.deepEqual(segments, ['graph-cpu:cpu', `graph-wasm:wasm`, `graph-webgl:${result.webgl.backend}`].sort());
+    assert.deepEqual(errors.filter((e) => !/webgl/i.test(e)), []);
+    await page.close();
+  });
+});
+
+describe('wrap mode', () => {
+  test('the wrapped model returns the same tensors and errors; copies are profiled', async () => {
+    server.sink.reset();
+    const rows = inputRows(300, 11);
+    const page = await openPage(browser);
+    const errors = watchErrors(page);
+    await page.goto(`${server.url}/wrap.html`);
+    const result = await page.evaluate(async ({ url, key, rows, features, classes }) => {
+      const tf = (window as any).tf;
+      const sw = (window as any).sketchwatch;
+      await tf.setBackend('cpu');
+      const plain = await tf.loadLayersModel('/model/model.json');
+      const wrapped = sw.wrap(plain, { collector: url, key, model: 'weather-wrap', inputs: features, outputs: classes, flushInterval: 60_000 });
+      let maxDiff = 0;
+      let calls = 0;
+      for (let i = 0; i < rows.length; i += 30) {
+        const x = tf.tensor2d(rows.slice(i, i + 30));
+        // Inside tidy, and disposed right away, as pages do.
+        const same = tf.tidy(() => {
+          const a = wrapped.predict(x).arraySync();
+          const b = plain.predict(x).arraySync();
+          return a.every((r: number[], k: number) => r.every((v, j) => v === b[k][j]));
+        });
+        if (!same) maxDiff++;
+        x.dispose();
+        calls++;
+      }
+      // Same error for a wrong shape.
+      const bad = tf.tensor2d([[1, 2, 3]]);
+      let plainError = '';
+      let wrappedError = '';
+      try { plain.predict(bad); } catch (e) { plainError = (e as Error).message; }
+      try { wrapped.predict(bad); } catch (e) { wrappedError = (e as Error).message; }
+      bad.dispose();
+      // Other members are the model's own.
+      const sameLayers = wrapped.layers.length === plain.layers.length && wrapped.inputs[0].shape.join() === plain.inputs[0].shape.join();
+      await new Promise((r) => setTimeout(r, 300));
+      const status = await wrapped.sketchwatch.flush();
+      return { mismatches: maxDiff, calls, plainError, wrappedError, sameLayers, status, monitorError: wrapped.sketchwatch.error, tensorsLeft: tf.memory().numTensors };
+    }, { url: server.url, key: KEY, rows, features: FEATURES, classes: CLASSES });
+    assert.equal(result.mismatches, 0);
+    assert.equal(result.calls, 10);
+    assert.ok(result.plainError.length > 0);
+    assert.equal(result.wrappedError, result.plainError);
+    assert.equal(result.sameLayers, true);
+    assert.equal(result.monitorError, null);
+    await until(() => server.sink.predictions() === rows.length, 10_000, 'wrapped predictions at the sink');
+    const [w] = server.sink.merged();
+    assert.equal(w.predictions, rows.length);
+    assert.equal(w.segment.backend, 'cpu');
+    assert.equal(w.events.get('predict_error'), 1, 'the failed call is counted');
+    for (let c = 0; c < FEATURES.length; c++) {
+      const values = rows.map((r) => Math.fround(r[c]));
+      const f = w.inputs.get(FEATURES[c])!;
+      assert.equal(f.count, rows.length);
+      assert.ok(worstRankError(values, (q) => f.digest!.quantile(q)) <= 0.01);
+    }
+    // No tensor leaked by the agent's copies: only the model's weights remain.
+    const weights = (await trainedModel()).getWeights().length;
+    assert.equal(result.tensorsLeft, weights);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
