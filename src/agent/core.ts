@@ -25,6 +25,7 @@ export class AgentCore {
   private channel: BroadcastChannel | null = null;
   private timers: ReturnType<typeof setInterval>[] = [];
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private tripwireTimer: ReturnType<typeof setTimeout> | null = null;
   private predictions = 0;
   private unsaved = 0;
   private dropped = { batches: 0, predictions: 0 };
@@ -149,13 +150,18 @@ export class AgentCore {
     this.afterRecord();
   }
 
+  /** A tripwire sends at once, or — within the minimum interval of the last — when it ends. */
   private afterRecord(): void {
-    if (!this.profiler.takeTripped()) return;
-    const now = Date.now();
-    if (now - this.lastTripwireSeal < this.config.tripwireMinIntervalMs) return;
-    this.lastTripwireSeal = now;
-    this.delivery?.resume();
-    void this.flush();
+    if (!this.profiler.takeTripped() || this.tripwireTimer !== null) return;
+    const wait = this.lastTripwireSeal + this.config.tripwireMinIntervalMs - Date.now();
+    const go = () => {
+      this.tripwireTimer = null;
+      this.lastTripwireSeal = Date.now();
+      this.delivery?.resume();
+      void this.flush();
+    };
+    if (wait <= 0) go();
+    else this.tripwireTimer = setTimeout(go, wait);
   }
 
   // ------------------------------------------------------------------ persistence
@@ -319,6 +325,7 @@ export class AgentCore {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    if (this.tripwireTimer !== null) clearTimeout(this.tripwireTimer);
     this.releaseSendLock();
     this.channel?.close();
     this.store.close();

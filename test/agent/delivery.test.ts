@@ -1,0 +1,182 @@
+/**
+ * Exactly once, in real Chromium: the sink drops acknowledgements, fails with 503, goes offline
+ * and answers duplicates; after recovery its count equals the predictions made. Two tabs of one
+ * origin both record and one sends. A newcomer's plain script-tag page works.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser, Page } from 'playwright-core';
+import { CLASSES, FEATURES, KEY, esmPage, inputRows, launch, openPage, startServer, until, watchErrors, type SinkMode, type TestServer } from './harness.js';
+
+let server: TestServer;
+let browser: Browser;
+
+before(async () => {
+  server = await startServer();
+  server.pages.set('/esm.html', esmPage());
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function loadAgent(page: Page, model: string, extra: Record<string, unknown> = {}): Promise<void> {
+  await page.goto(`${server.url}/esm.html`);
+  await page.waitForFunction(() => (window as any).ready);
+  await page.evaluate(async ({ url, key, features, classes, model, extra }) => {
+    const sw = (window as any).sketchwatch;
+    (window as any).m = await sw.load({
+      modelUrl: '/model/model.json', collector: url, key, model, inputs: features, outputs: classes,
+      flushInterval: 250, checkpointInterval: 100, retry: { baseMs: 50, maxMs: 400 }, ...extra,
+    });
+  }, { url: server.url, key: KEY, features: FEATURES, classes: CLASSES, model, extra });
+}
+
+async function predict(page: Page, rows: number[][]): Promise<void> {
+  await page.evaluate(async (rows) => {
+    await (window as any).m.predict(rows);
+  }, rows);
+}
+
+/** Flushes until the outbox is empty (the sink in 'ok' mode). */
+async function drain(page: Page): Promise<Record<string, number>> {
+  return page.evaluate(async () => {
+    const m = (window as any).m;
+    for (let i = 0; i < 200; i++) {
+      const s = await m.flush();
+      if (s.outboxBatches === 0 && s.openWindows === 0 && s.unsaved === 0) return s;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('outbox did not drain');
+  });
+}
+
+test('exactly once through dropped acks, 503s, a dead sink, offline and duplicates', async () => {
+  server.sink.reset();
+  const context = await browser.newContext();
+  const page = await openPage(context);
+  const errors = watchErrors(page);
+  await loadAgent(page, 'faults');
+  let made = 0;
+  const modes: SinkMode[] = ['ok', 'drop-ack', 'fail503', 'offline', 'drop-ack', 'retry-after', 'ok', 'fail503', 'drop-ack'];
+  for (let round = 0; round < modes.length; round++) {
+    server.sink.mode = modes[round];
+    for (let k = 0; k < 4; k++) {
+      const rows = inputRows(5 + k, 100 * round + k);
+      await predict(page, rows);
+      made += rows.length;
+      await new Promise((r) => setTimeout(r, 120));
+    }
+  }
+  // The browser itself offline: fetches fail at once, 'online' resumes.
+  server.sink.mode = 'ok';
+  await context.setOffline(true);
+  for (let k = 0; k < 3; k++) {
+    const rows = inputRows(7, 999 + k);
+    await predict(page, rows);
+    made += rows.length;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await context.setOffline(false);
+  const status = await drain(page);
+  await until(() => server.sink.predictions() === made, 10_000, `${made} predictions at the sink`);
+  assert.equal(server.sink.predictions(), made);
+  assert.ok(server.sink.duplicates > 0, 'dropped acks led to redeliveries, acknowledged as duplicates');
+  assert.ok(status.duplicatesAcknowledged > 0);
+  assert.equal(status.batchesRejected, 0);
+  const seqs = server.sink.applied.map((r) => r.sequence);
+  assert.equal(new Set(seqs).size, seqs.length, 'each sequence applied once');
+  assert.equal(new Set(server.sink.applied.map((r) => r.agentId)).size, 1);
+  const [w] = server.sink.merged();
+  assert.equal(w.inputs.get('temp')!.count, made);
+  assert.ok(server.sink.gzipped > 0, 'bodies are gzipped');
+  assert.ok(Math.max(...server.sink.bodySizes) <= 60 * 1024);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('two tabs of one origin: both record, one sends, totals exact', async () => {
+  server.sink.reset();
+  const context = await browser.newContext();
+  const a = await openPage(context);
+  const b = await openPage(context);
+  const errors = [...watchErrors(a), ...watchErrors(b)];
+  await loadAgent(a, 'tabs', { flushInterval: 400 });
+  await loadAgent(b, 'tabs', { flushInterval: 400 });
+  let made = 0;
+  for (let i = 0; i < 10; i++) {
+    const ra = inputRows(6, 500 + i);
+    const rb = inputRows(9, 700 + i);
+    await Promise.all([predict(a, ra), predict(b, rb)]);
+    made += ra.length + rb.length;
+    await new Promise((r) => setTimeout(r, 60));
+  }
+  const [sa, sb] = await Promise.all([drain(a), drain(b)]);
+  await until(async () => {
+    const [x, y] = await Promise.all([drain(a), drain(b)]);
+    return x.outboxBatches === 0 && y.outboxBatches === 0 && server.sink.predictions() === made;
+  }, 10_000, `${made} predictions from two tabs`);
+  assert.equal(sa.sender !== sb.sender, true, 'exactly one tab holds the send lock');
+  const sender = sa.sender ? sa : sb;
+  const quiet = sa.sender ? sb : sa;
+  assert.ok(sender.batchesSent > 0);
+  assert.equal(quiet.batchesSent, 0, 'the other tab never sent');
+  assert.equal(sa.agentId, sb.agentId, 'one agent per origin and model');
+  assert.equal(server.sink.predictions(), made);
+  assert.deepEqual(errors, []);
+  // The sending tab goes away: the other takes over.
+  const senderPage = sa.sender ? a : b;
+  const otherPage = sa.sender ? b : a;
+  await senderPage.close({ runBeforeUnload: true });
+  const more = inputRows(11, 900);
+  await predict(otherPage, more);
+  made += more.length;
+  await until(async () => (await drain(otherPage)).sender === true && server.sink.predictions() === made, 10_000, 'the remaining tab sends');
+  await context.close();
+});
+
+test('a plain script-tag page, as a newcomer writes it', async () => {
+  server.sink.reset();
+  server.pages.set('/newcomer.html', `<!doctype html>
+<html>
+  <head>
+    <meta charset="utf-8">
+    <title>My weather app</title>
+    <script src="/dist/agent/sketchwatch.iife.js"></script>
+  </head>
+  <body>
+    <p id="out">…</p>
+    <script>
+      sketchwatch.load({
+        modelUrl: '/model/model.json',
+        collector: '${server.url}',
+        key: '${KEY}',
+        model: 'weather',
+        inputs: ['temp', 'humidity', 'wind', 'pressure'],
+        outputs: ['sun', 'rain', 'snow'],
+      }).then(function (model) {
+        window.model = model;
+        return model.predict([[0.1, 0.5, -0.2, 0.3], [-0.9, 0.1, 0.4, 0]]);
+      }).then(function (probabilities) {
+        document.getElementById('out').textContent = JSON.stringify(probabilities);
+      }).catch(function (err) {
+        document.getElementById('out').textContent = 'error: ' + err.message;
+      });
+    </script>
+  </body>
+</html>`);
+  const page = await openPage(browser);
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}/newcomer.html`);
+  await page.waitForFunction(() => document.getElementById('out')!.textContent !== '…');
+  const text = await page.textContent('#out');
+  assert.doesNotMatch(text!, /^error/);
+  const probabilities = JSON.parse(text!) as number[][];
+  assert.equal(probabilities.length, 2);
+  for (const p of probabilities) assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+  await page.evaluate(() => (window as any).model.flush());
+  await until(() => server.sink.predictions() === 2, 10_000, 'the newcomer\'s predictions');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
