@@ -1,7 +1,7 @@
 import { Delivery, type Prepared } from './delivery.js';
 import { Profiler, type TensorData } from './profiler.js';
 import type { AgentEvent, AgentStatus, Lifecycle, WorkerConfig } from './protocol.js';
-import { IdbStore, MemoryStore, type AgentStore } from './store.js';
+import { IdbStore, MemoryStore, StoreError, type AgentStore } from './store.js';
 
 /**
  * The agent's engine inside the worker: records predictions into the profiler, checkpoints
@@ -68,7 +68,21 @@ export class AgentCore {
       this.store = new MemoryStore();
       this.agentId = await this.store.agentId();
     }
-    this.delivery = new Delivery(this.store, {
+    this.delivery = this.makeDelivery();
+    if (typeof BroadcastChannel !== 'undefined') {
+      this.channel = new BroadcastChannel(`sketchwatch:${this.config.dbName}`);
+      this.channel.onmessage = () => {
+        if (this.sender) void this.send();
+      };
+    }
+    this.acquireSendLock();
+    this.timers.push(setInterval(() => void this.checkpoint(), this.config.checkpointInterval));
+    this.timers.push(setInterval(() => void this.flush(), this.config.flushInterval));
+    if (typeof addEventListener === 'function') addEventListener('online', () => this.lifecycle('online'));
+  }
+
+  private makeDelivery(): Delivery {
+    return new Delivery(this.store, {
       url: this.config.ingestUrl,
       baseBackoffMs: this.config.baseBackoffMs,
       maxBackoffMs: this.config.maxBackoffMs,
@@ -81,16 +95,22 @@ export class AgentCore {
       if (e.type === 'rejected') this.warn(`rejected${e.httpStatus}`, `the collector refused a batch (${e.httpStatus}: ${e.error}); it was dropped`);
       if (e.type === 'auth') this.warn('auth', `the collector refused the ingest key (${e.httpStatus}: ${e.error}); check the key option`);
     });
-    if (typeof BroadcastChannel !== 'undefined') {
-      this.channel = new BroadcastChannel(`sketchwatch:${this.config.dbName}`);
-      this.channel.onmessage = () => {
-        if (this.sender) void this.send();
-      };
-    }
-    this.acquireSendLock();
-    this.timers.push(setInterval(() => void this.checkpoint(), this.config.checkpointInterval));
-    this.timers.push(setInterval(() => void this.flush(), this.config.flushInterval));
-    if (typeof addEventListener === 'function') addEventListener('online', () => this.lifecycle('online'));
+  }
+
+  /**
+   * IndexedDB stopped working under us (a newer agent upgraded the database, or the browser
+   * closed it): carry on in memory, under a new agent id — the new outbox numbers its batches
+   * from 1 again, which the collector must not take for duplicates of the old id's.
+   */
+  private async fallBackToMemory(e: unknown): Promise<void> {
+    if (this.store.kind === 'memory') return;
+    this.warn('storage', `IndexedDB failed (${(e as Error)?.message ?? e}); keeping data in memory from now on`);
+    this.store.close();
+    this.store = new MemoryStore();
+    this.agentId = await this.store.agentId();
+    this.delivery = this.makeDelivery();
+    this.releaseSendLock();
+    this.sender = true;
   }
 
   setBackend(backend: string): void {
@@ -182,9 +202,14 @@ export class AgentCore {
       try {
         await this.store.checkpoint(windows);
       } catch (e) {
-        this.profiler.restore(windows);
-        this.unsaved += n;
-        this.warn('checkpoint', `checkpoint failed: ${(e as Error).message}`);
+        if (e instanceof StoreError) await this.fallBackToMemory(e);
+        try {
+          await this.store.checkpoint(windows);
+        } catch (again) {
+          this.profiler.restore(windows);
+          this.unsaved += n;
+          this.warn('checkpoint', `checkpoint failed: ${(again as Error).message}`);
+        }
       }
     });
   }
@@ -204,7 +229,9 @@ export class AgentCore {
         }
         if (result.entries.length > 0 && !this.sender) this.channel?.postMessage('outbox');
       } catch (e) {
+        // The open windows stay where they are (the transaction did not commit).
         this.warn('seal', `sealing failed: ${(e as Error).message}`);
+        if (e instanceof StoreError) await this.fallBackToMemory(e);
       }
     }));
   }

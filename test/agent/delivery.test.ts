@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import type { AgentStatus } from '../../src/agent/protocol.js';
 import { CLASSES, FEATURES, KEY, ROOT, esmPage, inputRows, launch, openPage, startServer, until, watchErrors, type SinkMode, type TestServer } from './harness.js';
 
 let server: TestServer;
@@ -42,7 +43,7 @@ async function predict(page: Page, rows: number[][]): Promise<void> {
 }
 
 /** Flushes until the outbox is empty (the sink in 'ok' mode). */
-async function drain(page: Page): Promise<Record<string, number>> {
+async function drain(page: Page): Promise<AgentStatus> {
   return page.evaluate(async () => {
     const m = (window as any).m;
     for (let i = 0; i < 200; i++) {

@@ -35,7 +35,6 @@ let modelBuilt: Promise<tf.LayersModel> | null = null;
  */
 export function trainedModel(): Promise<tf.LayersModel> {
   modelBuilt ??= (async () => {
-    tf.util.seedrandom?.('sketchwatch');
     const n = 600;
     const xs: number[][] = [];
     const ys: number[] = [];

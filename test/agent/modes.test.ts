@@ -62,7 +62,7 @@ describe('worker mode', () => {
       // A typed array with a shape gives { data, shape } back.
       const typed = await model.predict({ data: new Float32Array(rows[0]), shape: [1, 4] });
       const status = await model.flush();
-      return { out, backend: model.backend, format: model.format, typed: { data: Array.from(typed.data), shape: typed.shape }, status };
+      return { out, backend: model.backend as string, format: model.format as string, typed: { data: Array.from(typed.data as Float32Array), shape: typed.shape as number[] }, status };
     }, { url: server.url, key: KEY, rows, features: FEATURES, classes: CLASSES });
     assert.equal(result.backend, 'cpu');
     assert.equal(result.format, 'layers');
@@ -98,7 +98,7 @@ describe('worker mode', () => {
     for (let k = 0; k < CLASSES.length; k++) assert.equal(cls.classes!.counts[k], argmax.filter((a) => a === k).length, `class ${CLASSES[k]}`);
     const conf = w.outputs.get('confidence')!;
     const exactConf = [...expected, expected[0]].map((p) => Math.fround(Math.max(...p)));
-    assert.ok(Math.abs(conf.digest!.quantile(0.5) - exactQuantile([...exactConf].sort((a, b) => a - b), 0.5)) < 0.02);
+    assert.ok(Math.abs(conf.digest!.quantile(0.5) - exactQuantile(Float64Array.from(exactConf).sort(), 0.5)) < 0.02);
     assert.equal(w.latency.count, fed.length);
     assert.equal(w.events.size, 0, `no data-quality events, got ${[...w.events.keys()]}`);
     assert.equal(result.status.outboxBatches, 0);
@@ -115,7 +115,7 @@ describe('worker mode', () => {
     await page.waitForFunction(() => (window as any).ready);
     const result = await page.evaluate(async ({ url, key, rows, artifacts }) => {
       const sw = (window as any).sketchwatch;
-      const handler = { load: async () => ({ ...artifacts, weightData: new Float32Array(artifacts.weightData).buffer }) };
+      const handler = { load: async () => ({ ...artifacts, weightData: new Float32Array(artifacts.weightData as number[]).buffer }) };
       const out: Record<string, unknown> = {};
       for (const backend of ['wasm', 'webgl', 'cpu']) {
         const m = await sw.load({ modelUrl: handler, collector: url, key, model: `graph-${backend}`, backend, wasmPaths: '/wasm/', outputs: ['a', 'b', 'c'], flushInterval: 60_000 });

@@ -158,6 +158,41 @@ test('IndexedDB refuses to open: one warning, data kept in memory and still sent
   await page.close();
 });
 
+test('a newer agent upgrading the database is not blocked; this one carries on in memory', async () => {
+  server.sink.reset();
+  const page = await openPage(browser);
+  const errors = watchErrors(page);
+  await esm(page);
+  const result = await page.evaluate(async ({ url, key }) => {
+    const sw = (window as any).sketchwatch;
+    const m = await sw.load({ modelUrl: '/model/model.json', collector: url, key, model: 'upgrade', checkpointInterval: 100 });
+    await m.predict([[1, 2, 3, 4]]);
+    const before = await m.status();
+    // Another tab with newer code opens version 2: the agent's `blocking` handler lets it through.
+    const outcome = await new Promise<string>((resolve) => {
+      const r = indexedDB.open(`sketchwatch:${url}:upgrade`, 2);
+      r.onblocked = () => resolve('blocked');
+      r.onsuccess = () => {
+        r.result.close();
+        resolve('upgraded');
+      };
+      r.onerror = () => resolve(`error ${r.error}`);
+    });
+    await m.predict([[2, 3, 4, 5], [3, 4, 5, 6]]);
+    await new Promise((r) => setTimeout(r, 400));
+    const after = await m.flush();
+    return { outcome, before: before.store, after };
+  }, { url: server.url, key: KEY });
+  assert.equal(result.outcome, 'upgraded');
+  assert.equal(result.before, 'indexeddb');
+  assert.equal(result.after.store, 'memory');
+  // The two predictions made after the upgrade are sent from memory under a new agent id.
+  await until(() => server.sink.predictions() >= 2, 10_000, 'predictions after the upgrade');
+  assert.equal(result.after.agentId, server.sink.applied.at(-1)!.agentId);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('collector unreachable: predictions work, the outbox keeps the batches, no page error', async () => {
   const page = await openPage(browser);
   const errors = watchErrors(page);
