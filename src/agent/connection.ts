@@ -35,6 +35,7 @@ export class Connection {
   private readonly listeners: [EventTarget, string, EventListener][] = [];
   private readonly statusListeners = new Set<(s: AgentStatus) => void>();
   private closed = false;
+  private started = false;
 
   private constructor(worker: Worker, timeout: number) {
     this.worker = worker;
@@ -42,7 +43,10 @@ export class Connection {
     this.remote = Comlink.wrap<WorkerApi>(worker);
     worker.addEventListener('error', (e) => {
       e.preventDefault?.();
-      this.die(`the sketchwatch worker failed: ${(e as ErrorEvent).message || 'script error'}`);
+      const why = (e as ErrorEvent).message || 'script error';
+      this.die(this.started
+        ? `the sketchwatch worker failed: ${why}`
+        : `the sketchwatch worker could not start (${why}); a Content-Security-Policy without worker-src blob: does this — allow it, or serve dist/agent/worker.js and pass workerUrl`);
     });
     worker.addEventListener('messageerror', () => this.die('the sketchwatch worker sent an unreadable message'));
   }
@@ -59,6 +63,7 @@ export class Connection {
     const emit = Comlink.proxy((e: AgentEvent) => c.onEvent(e));
     try {
       c.lastStatus = await c.call('init', (r) => r.init(resolved.config, emit));
+      c.started = true;
     } catch (e) {
       c.terminate();
       throw e;

@@ -106,7 +106,7 @@ describe('worker mode', () => {
     await page.close();
   });
 
-  test('a graph model from a tf.io handler; wasm and webgl report the backend that runs', async () => {
+  test('a graph model from a tf.io handler; wasm and webgl report the backend that runs', async (t) => {
     server.sink.reset();
     const rows = inputRows(40, 3);
     const page = await openPage(browser);
@@ -130,6 +130,7 @@ describe('worker mode', () => {
       return out;
     }, { url: server.url, key: KEY, rows, artifacts: graphArtifacts() }) as Record<string, { backend: string; note: string | null; format: string; y: number[][] }>;
     const expected = graphReference(rows);
+    t.diagnostic(`webgl asked: ${result.webgl.backend} runs${result.webgl.note ? ` (${result.webgl.note})` : ''}`);
     assert.equal(result.wasm.backend, 'wasm', `wasm ran: ${result.wasm.note}`);
     assert.equal(result.cpu.backend, 'cpu');
     assert.ok(['webgl', 'cpu'].includes(result.webgl.backend));
@@ -146,6 +147,51 @@ describe('worker mode', () => {
     const segments = server.sink.merged().map((w) => `${w.segment.model}:${w.segment.backend}`).sort();
     assert.deepEqual(segments, ['graph-cpu:cpu', `graph-wasm:wasm`, `graph-webgl:${result.webgl.backend}`].sort());
     assert.deepEqual(errors.filter((e) => !/webgl/i.test(e)), []);
+    await page.close();
+  });
+});
+
+describe('worker mode with the page\'s tfjs', () => {
+  test('a tf.Tensor goes in (its data copied once and transferred), { data, shape } comes out', async () => {
+    const page = await openPage(browser);
+    const errors = watchErrors(page);
+    await page.goto(`${server.url}/wrap.html`);
+    const rows = inputRows(8, 21);
+    const result = await page.evaluate(async ({ url, key, rows }) => {
+      const tf = (window as any).tf;
+      const m = await (window as any).sketchwatch.load({ modelUrl: '/model/model.json', collector: url, key, model: 'tensor-in', storage: 'memory' });
+      const x = tf.tensor2d(rows);
+      const y = await m.predict(x);
+      const stillUsable = (await x.data()).length; // the caller's tensor is not detached
+      x.dispose();
+      await m.close();
+      return { shape: y.shape, data: Array.from(y.data as Float32Array), stillUsable };
+    }, { url: server.url, key: KEY, rows });
+    const expected = ((await trainedModel()).predict(tf.tensor2d(rows)) as tf.Tensor).dataSync();
+    assert.deepEqual(result.shape, [8, 3]);
+    assert.equal(result.stillUsable, 32);
+    for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(result.data[i] - expected[i]) < 1e-5);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('workerUrl: a page whose CSP forbids blob: workers gets a clear error by default and works with workerUrl', async (t) => {
+    server.pages.set('/csp.html', esmPage(`<meta http-equiv="Content-Security-Policy" content="worker-src 'self'">`));
+    const page = await openPage(browser);
+    await page.goto(`${server.url}/csp.html`);
+    await page.waitForFunction(() => (window as any).ready);
+    const result = await page.evaluate(async ({ url, key }) => {
+      const sw = (window as any).sketchwatch;
+      const base = { modelUrl: '/model/model.json', collector: url, key, model: 'csp', storage: 'memory', callTimeout: 2000 };
+      const blocked = await sw.load(base).then(() => 'resolved', (e: any) => `${e.code}: ${e.message}`);
+      const m = await sw.load({ ...base, workerUrl: '/dist/agent/worker.js' });
+      const y = await m.predict([[0, 0, 0, 0]]);
+      await m.close();
+      return { blocked, rows: y.length };
+    }, { url: server.url, key: KEY });
+    t.diagnostic(`default worker under the CSP: ${result.blocked}`);
+    assert.match(result.blocked, /^worker_dead: the sketchwatch worker could not start .*worker-src blob:.*workerUrl/);
+    assert.equal(result.rows, 1);
     await page.close();
   });
 });
@@ -210,6 +256,40 @@ describe('wrap mode', () => {
     // No tensor leaked by the agent's copies: only the model's weights remain.
     const weights = (await trainedModel()).getWeights().length;
     assert.equal(result.tensorsLeft, weights);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('a graph model\'s executeAsync: same tensors back, copies profiled', async () => {
+    server.sink.reset();
+    const rows = inputRows(20, 13);
+    const page = await openPage(browser);
+    const errors = watchErrors(page);
+    await page.goto(`${server.url}/wrap.html`);
+    const result = await page.evaluate(async ({ url, key, rows, artifacts }) => {
+      const tf = (window as any).tf;
+      await tf.setBackend('cpu');
+      const a = { ...artifacts, weightData: new Float32Array(artifacts.weightData as number[]).buffer };
+      const plain = await tf.loadGraphModel(tf.io.fromMemory(a));
+      const wrapped = (window as any).sketchwatch.wrap(plain, { collector: url, key, model: 'graph-wrap', outputs: ['a', 'b', 'c'], tf });
+      const x = tf.tensor2d(rows);
+      const y1 = await wrapped.executeAsync(x);
+      const y2 = await plain.executeAsync(x);
+      const same = (await y1.data()).every((v: number, i: number) => v === y2.dataSync()[i]);
+      const notAModelMethod = typeof wrapped.predict === 'function' && typeof wrapped.executeAsync === 'function';
+      tf.dispose([x, y1, y2]);
+      await new Promise((r) => setTimeout(r, 200));
+      await wrapped.sketchwatch.flush();
+      return { same, notAModelMethod, y: (await plain.executeAsync(tf.tensor2d(rows))).arraySync() };
+    }, { url: server.url, key: KEY, rows, artifacts: graphArtifacts() });
+    assert.equal(result.same, true);
+    assert.equal(result.notAModelMethod, true);
+    const expected = graphReference(rows);
+    for (let i = 0; i < rows.length; i++) assert.ok(Math.abs(result.y[i][0] - expected[i][0]) < 1e-5);
+    await until(() => server.sink.predictions() === rows.length, 10_000, 'executeAsync predictions at the sink');
+    const [w] = server.sink.merged();
+    assert.equal(w.outputs.get('class')!.count, rows.length);
+    assert.equal(w.inputs.get('x0')!.count, rows.length);
     assert.deepEqual(errors, []);
     await page.close();
   });
