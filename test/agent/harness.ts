@@ -125,6 +125,8 @@ export class Sink {
   readonly applied: Received[] = [];
   readonly seen = new Map<string, number>();
   requests = 0;
+  /** Requests that came by sendBeacon (Sec-Fetch-Mode: no-cors), applied or not. */
+  beacons = 0;
   duplicates = 0;
   gzipped = 0;
   readonly bodySizes: number[] = [];
@@ -156,7 +158,8 @@ export class Sink {
       return json(res, 400, { error: (e as Error).message });
     }
     const key = `${batch.agentId}/${batch.sequence}`;
-    const beacon = req.headers['sec-fetch-mode'] === 'no-cors' || url.searchParams.has('beacon');
+    const beacon = req.headers['sec-fetch-mode'] === 'no-cors';
+    if (beacon) this.beacons++;
     let status: 'applied' | 'duplicate' = 'duplicate';
     if (!this.keys.has(key)) {
       this.keys.add(key);
@@ -186,6 +189,7 @@ export class Sink {
     this.applied.length = 0;
     this.keys.clear();
     this.requests = 0;
+    this.beacons = 0;
     this.duplicates = 0;
     this.mode = 'ok';
   }

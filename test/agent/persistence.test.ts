@@ -126,6 +126,8 @@ test('hidden: the page beacons what was recorded without waiting for the flush i
     document.dispatchEvent(new Event('visibilitychange'));
   });
   await until(() => server.sink.predictions() === 25, 10_000, 'the hidden page\'s batch');
+  // The page itself sent it with sendBeacon (the worker's fetch may have won the race to apply it).
+  await until(() => server.sink.beacons > 0, 5_000, 'a beacon from the hidden page');
   // Later, visible again and flushed: the beacon's batch is acknowledged as a duplicate or by
   // the worker's own send, and the outbox empties without counting anything twice.
   await page.evaluate(() => {
