@@ -19,6 +19,11 @@ export interface BaselineOptions {
   categorical?: string[];
   /** Output columns (numeric). */
   outputs?: string[];
+  /**
+   * A classifier's predicted-class column and its labels, in the model's output order: recorded
+   * as the output feature the agent records (`class` of kind 'classes'), so the two compare.
+   */
+  classOutput?: { column: string; classes: string[] };
   /** Called as the file is read: bytes so far, total bytes. */
   progress?: (done: number, total: number) => void;
   /**
@@ -64,6 +69,11 @@ export async function buildBaseline(path: string, options: BaselineOptions): Pro
       w.predictions++;
       for (const { column, role } of plan) {
         const cell = row[column];
+        if (role === 'class') {
+          const f = w.output('class', 'classes', { classes: options.classOutput!.classes });
+          f.addLabel(cell === null || cell === undefined || cell === '' ? null : String(cell));
+          continue;
+        }
         if (role === 'label') {
           w.input(column, 'labels').addLabel(cell === null || cell === undefined || cell === '' ? null : String(cell));
           continue;
@@ -129,7 +139,7 @@ class ConsecutiveBlocks {
   }
 }
 
-function makePlan(columns: string[], o: BaselineOptions): Array<{ column: string; role: 'input' | 'output' | 'label' }> {
+function makePlan(columns: string[], o: BaselineOptions): Array<{ column: string; role: 'input' | 'output' | 'label' | 'class' }> {
   const have = new Set(columns);
   const check = (list: string[] | undefined, what: string) => {
     for (const c of list ?? []) if (!have.has(c)) throw new Error(`${what} column ${JSON.stringify(c)} is not in the data; columns: ${columns.join(', ')}`);
@@ -137,13 +147,19 @@ function makePlan(columns: string[], o: BaselineOptions): Array<{ column: string
   check(o.inputs, 'input');
   check(o.categorical, 'categorical');
   check(o.outputs, 'output');
+  const cls = o.classOutput;
+  if (cls !== undefined) {
+    check([cls.column], 'class output');
+    if (cls.classes.length === 0) throw new Error('the class output needs its class labels (--classes a,b,c)');
+  }
   const labels = new Set(o.categorical ?? []);
   const outputs = new Set(o.outputs ?? []);
-  const inputs = o.inputs ?? columns.filter((c) => !labels.has(c) && !outputs.has(c));
+  const inputs = o.inputs ?? columns.filter((c) => !labels.has(c) && !outputs.has(c) && c !== cls?.column);
   return [
     ...inputs.map((column) => ({ column, role: 'input' as const })),
     ...[...labels].map((column) => ({ column, role: 'label' as const })),
     ...[...outputs].map((column) => ({ column, role: 'output' as const })),
+    ...(cls ? [{ column: cls.column, role: 'class' as const }] : []),
   ];
 }
 

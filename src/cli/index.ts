@@ -20,6 +20,8 @@ commands:
     --inputs a,b,c    numeric input columns (default: every column not named below)
     --categorical c   columns of labels (comma separated)
     --outputs o       output columns (numeric)
+    --class-output c  a classifier's predicted-class column, recorded as the output \`class\`
+    --classes a,b,c   its labels, in the model's output order (with --class-output)
     --out FILE        where to write the profile (default <file>.swb)
     --chunks N        profile N consecutive chunks too, to calibrate thresholds (default 20, 0 = none)
     --upload URL      also upload it: the collector's base URL (needs --project, --name and
@@ -94,6 +96,8 @@ async function baselineCommand(args: string[]): Promise<number> {
       inputs: { type: 'string' },
       categorical: { type: 'string' },
       outputs: { type: 'string' },
+      'class-output': { type: 'string' },
+      classes: { type: 'string' },
       out: { type: 'string' },
       chunks: { type: 'string' },
       upload: { type: 'string' },
@@ -108,6 +112,10 @@ async function baselineCommand(args: string[]): Promise<number> {
     return 2;
   }
   const list = (v?: string) => (v ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
+  if ((values['class-output'] === undefined) !== (values.classes === undefined)) {
+    process.stderr.write('sketchwatch baseline: --class-output and --classes go together\n');
+    return 2;
+  }
   const showProgress = statSync(file).size > 1 << 20;
   let last = 0;
   const result = await buildBaseline(file, {
@@ -115,6 +123,7 @@ async function baselineCommand(args: string[]): Promise<number> {
     inputs: list(values.inputs),
     categorical: list(values.categorical),
     outputs: list(values.outputs),
+    classOutput: values['class-output'] === undefined ? undefined : { column: values['class-output'], classes: list(values.classes) ?? [] },
     chunks: values.chunks === undefined ? undefined : Number(values.chunks),
     progress: showProgress
       ? (done, total) => {

@@ -97,6 +97,17 @@ describe('baselines', () => {
     await assert.rejects(buildBaseline(join(dir, 'train.csv'), { model: 'm', inputs: ['nope'] }), /input column "nope" is not in the data; columns: date, temp_max/);
   });
 
+  it('a predicted-class column becomes the output `class` the agent records (unknown labels: unseen)', async () => {
+    const b = await buildBaseline(join(dir, 'train.csv'), { model: 'm', inputs: ['temp_max'], classOutput: { column: 'weather', classes: ['sun', 'rain'] } });
+    const cls = b.window.outputs.get('class')!;
+    assert.equal(cls.kind, 'classes');
+    assert.deepEqual([...cls.classes!.labels], ['sun', 'rain']);
+    assert.deepEqual(Array.from(cls.classes!.counts), [1000, 1000]);
+    assert.equal(cls.classes!.unseen, 1000, 'fog is not a class of this model');
+    assert.ok(!b.window.inputs.has('weather'));
+    await assert.rejects(buildBaseline(join(dir, 'train.csv'), { model: 'm', classOutput: { column: 'weather', classes: [] } }), /class labels/);
+  });
+
   it('the CLI builds and uploads it; the collector lists it', async () => {
     const out = join(dir, 'weather.swb');
     const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'baseline', join(dir, 'train.csv'),
