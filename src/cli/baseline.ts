@@ -59,7 +59,7 @@ export async function buildBaseline(path: string, options: BaselineOptions): Pro
   if (!(Number.isInteger(chunkCount) && chunkCount >= 0 && chunkCount <= 1000)) throw new Error(`chunks must be a whole number from 0 to 1000, got ${options.chunks}`);
   const blocks = new ConsecutiveBlocks(chunkCount, { model: options.model, source: 'training', chunk: '' });
   const unparseable = new Map<string, number>();
-  let plan: Array<{ column: string; role: 'input' | 'output' | 'label' }> | null = null;
+  let plan: Array<{ column: string; role: 'input' | 'output' | 'label' | 'class' }> | null = null;
   let count = 0;
   for await (const row of rows) {
     if (plan === null) plan = makePlan(Object.keys(row), options);
