@@ -62,6 +62,16 @@ const browserPlugins = (minify) => [
   sizeReport(),
 ];
 
+/** Copies files next to a build's output (the dashboard's page and uPlot's stylesheet). */
+function copy(files) {
+  return {
+    name: 'copy',
+    generateBundle() {
+      for (const [from, to] of files) this.emitFile({ type: 'asset', fileName: to, source: readFileSync(from) });
+    },
+  };
+}
+
 /** The collector and CLI run on Node: their dependencies stay external (installed with us). */
 const nodeExternal = (id) => /^(node:|fastify|pg$|@electric-sql\/pglite)/.test(id);
 
@@ -93,6 +103,16 @@ export default [
     input: 'src/agent/index.ts',
     output: { file: 'dist/agent/sketchwatch.iife.js', format: 'iife', name: 'sketchwatch', exports: 'named', inlineDynamicImports: true },
     plugins: [inlineWorker(), ...browserPlugins(true)],
+    onwarn,
+  },
+  // The dashboard the collector serves at /dashboard/: one script with uPlot, its page and CSS.
+  {
+    input: { main: 'src/dashboard/main.ts' },
+    output: { dir: 'dist/dashboard', format: 'esm', sourcemap: true },
+    plugins: [
+      ...browserPlugins(true),
+      copy([['src/dashboard/index.html', 'index.html'], ['node_modules/uplot/dist/uPlot.min.css', 'uPlot.min.css']]),
+    ],
     onwarn,
   },
   {
