@@ -7,7 +7,7 @@ const FEATURES = ['precipitation', 'temp_max', 'temp_min', 'wind'];
 const CLASSES = ['drizzle', 'fog', 'rain', 'snow', 'sun'];
 const $ = (id) => document.getElementById(id);
 
-const state = { scenario: 'normal', running: true, made: 0, cursor: 0, brokenSince: 0, model: null };
+const state = { scenario: 'normal', running: true, made: 0, brokenSince: 0, model: null };
 
 /** What a scenario does to a day before the model sees it. */
 const SCENARIOS = {
@@ -17,9 +17,14 @@ const SCENARIOS = {
   units: (day) => ({ ...day, temp_max: day.temp_max * 9 / 5 + 32, temp_min: day.temp_min * 9 / 5 + 32 }),
 };
 
+// Days are drawn at random (a fixed-seed generator): normal traffic then looks like the whole
+// held-out period, every season, as the training data does.
+let seed = 20140101;
+const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+
 function nextDay(days) {
-  for (let tries = 0; tries < days.length; tries++) {
-    const day = days[state.cursor++ % days.length];
+  for (let tries = 0; tries < 10_000; tries++) {
+    const day = days[Math.floor(random() * days.length)];
     if (state.scenario !== 'seasonal') return day;
     const month = Number(day.date.slice(5, 7));
     if (month >= 6 && month <= 8) return day;

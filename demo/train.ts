@@ -14,16 +14,14 @@
  * Then builds the training baseline with the CLI, as a user would:
  *   sketchwatch baseline demo/data/training.csv --model weather … --out demo/data/baseline.swb
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { buildBaseline, CLASSES, FEATURES } from './baseline.mjs';
 
 const DEMO = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(DEMO, '..');
-export const FEATURES = ['precipitation', 'temp_max', 'temp_min', 'wind'] as const;
-export const CLASSES = ['drizzle', 'fog', 'rain', 'snow', 'sun'] as const;
 
 interface Day {
   date: string;
@@ -56,7 +54,7 @@ async function main(): Promise<void> {
   const days = readDays();
   const train = days.filter((d) => d.date < '2014');
   const holdout = days.filter((d) => d.date >= '2014');
-  const x = (rows: Day[]) => rows.map((d) => FEATURES.map((f) => d[f]));
+  const x = (rows: Day[]) => rows.map((d) => FEATURES.map((f) => d[f as keyof Day] as number));
   const mean = FEATURES.map((_, j) => train.reduce((s, d) => s + x([d])[0][j], 0) / train.length);
   const std = FEATURES.map((_, j) => Math.sqrt(train.reduce((s, d) => s + (x([d])[0][j] - mean[j]) ** 2, 0) / train.length));
 
@@ -68,7 +66,7 @@ async function main(): Promise<void> {
   });
   model.compile({ optimizer: tf.train.adam(0.02), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
   const xs = tf.tensor2d(x(train).map((r) => r.map((v, j) => (v - mean[j]) / std[j])));
-  const ys = tf.tensor1d(train.map((d) => CLASSES.indexOf(d.weather as (typeof CLASSES)[number])), 'float32');
+  const ys = tf.tensor1d(train.map((d) => CLASSES.indexOf(d.weather)), 'float32');
   await model.fit(xs, ys, { epochs: 60, batchSize: 32, shuffle: false, verbose: 0 });
 
   // Fold the normalisation into the first layer: W' = W / std (per input row), b' = b − Σ W·mean/std.
@@ -97,29 +95,27 @@ async function main(): Promise<void> {
     return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
   }));
 
-  // The training data with the model's outputs, computed the way the agent records them.
+  // The training data with the model's outputs, computed the way the agent records them, in a
+  // fixed random order: the baseline's chunks (by position in the file) then measure sampling
+  // noise, not the seasons — in date order they would differ as winter from summer, and the
+  // calibrated thresholds would be too wide to catch anything.
+  let seed = 2014;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let i = train.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [train[i], train[j]] = [train[j], train[i]];
+  }
   const p = probs(train);
   const header = [...FEATURES, ...CLASSES.map((c) => `p_${c}`), 'confidence', 'entropy', 'class'];
   const lines = train.map((d, i) => {
     const top = Math.max(...p[i]);
     const h = -p[i].reduce((s, v) => s + (v > 0 ? v * Math.log2(v) : 0), 0);
-    return [...FEATURES.map((f) => d[f]), ...p[i].map((v) => v.toPrecision(6)), top.toPrecision(6), h.toPrecision(6), CLASSES[p[i].indexOf(top)]].join(',');
+    return [...FEATURES.map((f) => d[f as keyof Day] as number), ...p[i].map((v) => v.toPrecision(6)), top.toPrecision(6), h.toPrecision(6), CLASSES[p[i].indexOf(top)]].join(',');
   });
   writeFileSync(join(DEMO, 'data/training.csv'), `${header.join(',')}\n${lines.join('\n')}\n`);
   writeFileSync(join(DEMO, 'data/holdout.json'), `${JSON.stringify(holdout)}\n`);
   buildBaseline();
-}
-
-/** The training baseline, built with the CLI from the built package (`npm run build` first). */
-export function buildBaseline(): void {
-  execFileSync(process.execPath, [
-    join(ROOT, 'dist/cli/index.js'), 'baseline', join(DEMO, 'data/training.csv'),
-    '--model', 'weather',
-    '--inputs', FEATURES.join(','),
-    '--outputs', [...CLASSES.map((c) => `p_${c}`), 'confidence', 'entropy'].join(','),
-    '--class-output', 'class', '--classes', CLASSES.join(','),
-    '--out', join(DEMO, 'data/baseline.swb'),
-  ], { stdio: 'inherit' });
+  console.log('baseline: demo/data/baseline.swb');
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -1,4 +1,6 @@
 import { createServer } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import { compactOnce } from './Aggregates.js';
 import { collectorApp } from './app.js';
@@ -11,6 +13,10 @@ import type { Database } from './store/Database.js';
 import { openPglite } from './store/pglite.js';
 import { openPostgres } from './store/postgres.js';
 import { migrate } from './store/schema.js';
+import { serveStatic, type StaticFolder } from './static.js';
+
+/** The built dashboard: dist/dashboard of this package (from dist/collector or src/collector). */
+const DASHBOARD_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'dashboard');
 
 export interface Collector {
   /** http://host:port of the running server. */
@@ -31,7 +37,7 @@ const COMPACT_EVERY_MS = 60_000;
  * Starts a collector: opens the store (PostgreSQL when `databaseUrl` is set, else PGlite in
  * `dataDir`, else in memory), applies migrations, and listens.
  */
-export async function startCollector(options: Partial<CollectorConfig> & { logger?: boolean } = {}): Promise<Collector> {
+export async function startCollector(options: Partial<CollectorConfig> & { logger?: boolean; serve?: StaticFolder[] } = {}): Promise<Collector> {
   const config = resolveConfig(options);
   const db = config.databaseUrl ? await openPostgres(config.databaseUrl) : await openPglite(config.dataDir);
   try {
@@ -68,7 +74,21 @@ export async function startCollector(options: Partial<CollectorConfig> & { logge
   });
   const notifier = new Notifier(db, metrics, { attempts: config.webhookAttempts, backoffMs: config.webhookBackoffMs });
   const detector = new Detector(db, notifier, metrics, { intervalMs: config.detectIntervalMs, cooldownMs: config.alertCooldownMs });
+  // Agents on other origins read the ingest answer (the acknowledgement): allow any origin. They
+  // send no credentials and no Content-Type, so no preflight is needed; answer one anyway.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url.startsWith('/v1/ingest')) reply.header('access-control-allow-origin', '*');
+  });
+  app.options('/v1/ingest', async (_request, reply) =>
+    reply
+      .code(204)
+      .header('access-control-allow-methods', 'POST')
+      .header('access-control-allow-headers', 'content-type, content-encoding')
+      .header('access-control-max-age', '86400')
+      .send());
   await app.register(collectorApp, { config, db, ingestor, metrics, detector });
+  serveStatic(app, [{ prefix: '/dashboard/', dir: DASHBOARD_DIR }, ...(options.serve ?? [])]);
+  app.get('/', (_request, reply) => reply.redirect('/dashboard/'));
   const compactor = setInterval(() => {
     compactOnce(db).catch((e: Error) => app.log.error(`compaction failed: ${e.message}`));
   }, COMPACT_EVERY_MS);

@@ -143,7 +143,7 @@ function renderHeatmap(results: DriftResult[], windows: number[]): string[] {
   return features.map((f) => [f.split('/')[1], worst.get(`${f}|${last}`)?.ratio ?? 0] as const).sort((a, b) => b[1] - a[1]).map(([f]) => f);
 }
 
-function renderBands(windows: WindowSummary[], feature: string, width: number): void {
+function renderBands(windows: WindowSummary[], feature: string, width: number, range: [number, number]): void {
   const xs: number[] = [];
   const q: Record<string, (number | null)[]> = { '0.05': [], '0.25': [], '0.5': [], '0.75': [], '0.95': [] };
   for (const w of windows) {
@@ -156,6 +156,8 @@ function renderBands(windows: WindowSummary[], feature: string, width: number): 
   const opts: uPlot.Options = {
     width,
     height: 260,
+    // The selected time range, not just the windows that have data.
+    scales: { x: { range: () => [range[0] / 1000, range[1] / 1000] } },
     series: [
       {},
       { label: 'p5', stroke: '#9db4e0' },
@@ -285,7 +287,7 @@ async function refresh(): Promise<void> {
     const width = Math.max(300, ($('bands').parentElement!.clientWidth || 600) - 30);
     const histWidth = Math.max(260, ($('histogram').parentElement!.clientWidth || 400) - 30);
     if (feature) {
-      renderBands(windows, feature, width);
+      renderBands(windows, feature, width, [from, to]);
       const latest = windows[windows.length - 1];
       let hist: Histogram | null = null;
       if (baseline && latest) {
@@ -314,6 +316,20 @@ function select(feature: string): void {
   selected.feature = feature;
   void refresh();
 }
+
+/** For tests and the console: how many data points the charts hold. */
+(window as unknown as { dashboard: unknown }).dashboard = {
+  points: () => {
+    let n = 0;
+    for (const chart of [charts.bands, charts.histogram]) {
+      for (const series of chart?.data.slice(1) ?? []) {
+        const values = series as ArrayLike<number | null | undefined>;
+        for (let i = 0; i < values.length; i++) if (values[i] !== null && values[i] !== undefined) n++;
+      }
+    }
+    return n;
+  },
+};
 
 readToken();
 if (token === '') $('login').hidden = false;
