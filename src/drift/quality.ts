@@ -39,26 +39,62 @@ export const DEFAULT_QUALITY_TOLERANCES: Readonly<Record<QualityCheck, number>> 
 const MAX_LISTED_LABELS = 20;
 
 /**
- * Whether a count rose beyond both the tolerance and chance: the difference of the two rates
- * must exceed `tolerance` and the one-sided two-proportion z bound at NOISE_ALPHA (pooled
- * variance), so a handful of rows cannot raise an alarm.
+ * Whether a count rose beyond both the tolerance and chance. The rate must exceed the
+ * baseline's by more than `tolerance`, and the count must be unlikely by chance (below
+ * NOISE_ALPHA) at the baseline's rate: for small counts by the exact Poisson tail — a handful of
+ * rows is a Poisson matter, where the normal approximation calls one stray value in a window
+ * of 70 significant — and for large counts by the one-sided two-proportion z bound (pooled).
+ * The baseline's rate is never taken below one observation's worth, (b + 1)/(N + 1), nor below
+ * `expectedRate` (what chance alone gives: for values outside the baseline's range, 2/(N + 1)).
  */
-export function rateExceeded(baselineCount: number, baselineTotal: number, currentCount: number, currentTotal: number, tolerance: number): boolean {
+export function rateExceeded(
+  baselineCount: number,
+  baselineTotal: number,
+  currentCount: number,
+  currentTotal: number,
+  tolerance: number,
+  expectedRate = 0,
+): boolean {
   if (currentTotal <= 0) return false;
   const pb = baselineTotal > 0 ? baselineCount / baselineTotal : 0;
   const pc = currentCount / currentTotal;
+  if (!(pc - pb > tolerance)) return false;
+  if (currentCount < SMALL_COUNT) {
+    const p0 = Math.max(expectedRate, baselineTotal > 0 ? (baselineCount + 1) / (baselineTotal + 1) : 0);
+    return poissonAtLeast(Math.round(currentCount), currentTotal * p0) < NOISE_ALPHA;
+  }
   const pooled = Math.min(1, (baselineCount + currentCount) / (Math.max(0, baselineTotal) + currentTotal));
   const inverseSizes = (baselineTotal > 0 ? 1 / baselineTotal : 0) + 1 / currentTotal;
   const noise = normalQuantile(1 - NOISE_ALPHA) * Math.sqrt(pooled * (1 - pooled) * inverseSizes);
-  return pc - pb > tolerance && pc - pb > noise;
+  return pc - pb > noise;
 }
 
-function finding(check: QualityCheck, b: number, bTotal: number, c: number, cTotal: number, tolerances: Record<QualityCheck, number>): QualityFinding {
+/** Below this many current events, chance is judged by the exact Poisson tail. */
+const SMALL_COUNT = 50;
+
+/** P(X ≥ k) for X ~ Poisson(λ), summed from the k-th term up (no cancellation for small λ). */
+export function poissonAtLeast(k: number, lambda: number): number {
+  if (k <= 0) return 1;
+  if (!(lambda > 0)) return 0;
+  // log of the k-th term: −λ + k·ln λ − ln k!
+  let logTerm = -lambda + k * Math.log(lambda);
+  for (let i = 2; i <= k; i++) logTerm -= Math.log(i);
+  let term = Math.exp(logTerm);
+  let sum = 0;
+  for (let i = k; i < k + 10_000; i++) {
+    sum += term;
+    term *= lambda / (i + 1);
+    if (term < sum * 1e-17) break;
+  }
+  return Math.min(1, sum);
+}
+
+function finding(check: QualityCheck, b: number, bTotal: number, c: number, cTotal: number, tolerances: Record<QualityCheck, number>, expectedRate = 0): QualityFinding {
   return {
     check,
     baseline: bTotal > 0 ? b / bTotal : 0,
     current: cTotal > 0 ? c / cTotal : 0,
-    exceeded: rateExceeded(b, bTotal, c, cTotal, tolerances[check]),
+    exceeded: rateExceeded(b, bTotal, c, cTotal, tolerances[check], expectedRate),
   };
 }
 
@@ -77,7 +113,9 @@ export function qualityFindings(
     finding('negInf', baseline.negInf, nb, current.negInf, nc, tolerances),
   ];
   if (baseline.digest !== null && current.digest !== null) {
-    out.push(finding('outOfRange', 0, baseline.observed, outOfRangeMass(baseline, current), current.observed, tolerances));
+    // A new value from the baseline's own distribution falls outside its [min, max] with
+    // probability 2/(N + 1) (continuous data): that much is chance, not a fault.
+    out.push(finding('outOfRange', 0, baseline.observed, outOfRangeMass(baseline, current), current.observed, tolerances, 2 / (baseline.observed + 1)));
   }
   const unseen = unseenClasses(baseline, current);
   if (unseen !== null) {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EVENTS, FeatureProfile } from '../../src/sketch/index.js';
 import { binsFromBaseline, compareFeatures, compareWindows, type QualityCheck } from '../../src/drift/index.js';
+import { poissonAtLeast } from '../../src/drift/quality.js';
 import { normal, rng, sampleWindow } from '../helpers.js';
 
 function numeric(seed: number, n: number, value: (r: () => number, i: number) => number | null): FeatureProfile {
@@ -20,6 +21,31 @@ describe('compareFeatures: data quality', () => {
     const result = compareFeatures(baseline, numeric(2, 5_000, (r) => (r() < 0.02 ? null : normal(r))));
     assert.deepEqual(exceeded(result), []);
     assert.ok(Math.abs(result.quality.find((q) => q.check === 'missing')!.current - 0.02) < 0.01);
+  });
+
+  it('small windows of the same distribution: stray values beyond the range or a single NaN are chance', () => {
+    // Over many small windows (as the detector sees an open window fill), at most a stray one.
+    let flagged = 0;
+    for (let seed = 100; seed < 1100; seed++) {
+      const n = 40 + (seed % 7) * 30;
+      const result = compareFeatures(baseline, numeric(seed, n, (r) => (r() < 0.02 ? null : normal(r))));
+      flagged += exceeded(result).length;
+    }
+    assert.ok(flagged <= 1, `${flagged} of 1,000 small stationary windows flagged`);
+    // One NaN among 70: not yet a fault; 5 among 70 (7 %): a fault.
+    assert.deepEqual(exceeded(compareFeatures(baseline, numeric(9, 70, (r, i) => (i === 0 ? NaN : normal(r))))), []);
+    assert.deepEqual(exceeded(compareFeatures(baseline, numeric(9, 70, (r, i) => (i < 5 ? NaN : normal(r))))), ['nan']);
+    // Out of range: 10 % of 100 values beyond the baseline's max is a fault.
+    assert.ok(exceeded(compareFeatures(baseline, numeric(9, 100, (r, i) => (i < 10 ? 50 + i : normal(r))))).includes('outOfRange'));
+  });
+
+  it('poissonAtLeast: exact tails, no cancellation for small rates', () => {
+    assert.equal(poissonAtLeast(0, 3), 1);
+    assert.ok(Math.abs(poissonAtLeast(1, 0.5) - (1 - Math.exp(-0.5))) < 1e-15);
+    const lambda = 0.02;
+    assert.ok(Math.abs(poissonAtLeast(3, lambda) / (Math.exp(-lambda) * lambda ** 3 / 6 * (1 + lambda / 4 + lambda ** 2 / 20)) - 1) < 1e-6);
+    assert.ok(Math.abs(poissonAtLeast(10, 10) - 0.5420702855281478) < 1e-12);
+    assert.equal(poissonAtLeast(5, 0), 0);
   });
 
   it('NaN, ±Infinity and missing values beyond the baseline rates, and values beyond its range', () => {
