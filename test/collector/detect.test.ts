@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { encodeBatch, WindowProfile } from '../../src/sketch/index.js';
 import { normal, rng } from '../helpers.js';
 import { ADMIN_TOKEN, inProcess, recentWindow, WINDOW, type Running } from './harness.js';
+import { featureDrifts, MIN_AGREEING_METRICS } from '../../src/collector/Detector.js';
 
 /** A local webhook sink: records every JSON body posted to it. */
 async function sink(): Promise<{ url: string; bodies: unknown[]; server: Server }> {
@@ -135,5 +136,17 @@ describe('detector and alerts (baseline from training data, webhook sink)', () =
     const keys = (await firing()).map((a) => a.key);
     assert.ok(keys.includes('drift|training|input|x'), keys.join(', '));
     assert.ok(keys.includes('drift|training|output|class'), keys.join(', '));
+  });
+});
+
+describe('the drift rule', () => {
+  const m = (drifted: boolean) => ({ value: 1, threshold: 0.5, noiseFloor: 0.1, drifted });
+  it('one metric alone is not drift; two that agree are; a feature with one metric needs that one', () => {
+    const five = { ks: m(true), psi: m(false), wasserstein: m(false), jensenShannon: m(false), hellinger: m(false) };
+    assert.equal(featureDrifts({ insufficientData: false, drifted: ['ks'], metrics: five }), false);
+    assert.equal(featureDrifts({ insufficientData: false, drifted: ['ks', 'psi'], metrics: { ...five, psi: m(true) } }), true);
+    assert.equal(featureDrifts({ insufficientData: false, drifted: ['chiSquare'], metrics: { chiSquare: m(true) } }), true);
+    assert.equal(featureDrifts({ insufficientData: true, drifted: ['ks', 'psi'], metrics: five }), null);
+    assert.equal(MIN_AGREEING_METRICS, 2);
   });
 });
