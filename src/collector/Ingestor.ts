@@ -1,15 +1,19 @@
-import { encodeBatch, type Batch, type WindowProfile } from '../sketch/index.js';
-import type { Database, Queryable, SqlValue } from './store/Database.js';
+import { encodeBatch, type WindowProfile } from '../sketch/index.js';
+import type { BatchView } from '../sketch/codec.js';
+import { FlushMerge } from './FlushMerge.js';
+import { copyBinary, type Database, type Queryable, type SqlValue } from './store/Database.js';
 import type { Metrics } from './metrics.js';
 
 /**
  * Group commit of accepted batches.
  *
- * A request hands its decoded batch to `submit` and waits. Every `flushIntervalMs` (or sooner
- * when `maxPending` batches wait) one transaction: locks the dedupe rows of the batches' agents
- * in a fixed order, skips every (agent, sequence) already applied — by this replica, another
- * replica, or earlier in the same flush — merges the rest per (project, model, segment, window),
- * appends one partial row per key, and writes the agents' new dedupe state. Only after COMMIT
+ * A request hands its checked batch (a BatchView: digests still bytes) to `submit` and waits.
+ * Every `flushIntervalMs` (or sooner when `maxPending` batches wait) one transaction: locks the
+ * dedupe rows of the batches' agents in a fixed order, skips every (agent, sequence) already
+ * applied — by this replica, another replica, or earlier in the same flush — merges the rest
+ * per (project, model, segment, window) straight from their bytes (FlushMerge), appends one
+ * partial row per key, and writes the agents' new dedupe state. A batch whose features cannot
+ * merge with another of the same commit (a feature's kind or classes differ) is refused alone. Only after COMMIT
  * are the waiting requests answered. A crash before then loses only unanswered batches, which
  * the agents resend; a batch is therefore applied exactly once.
  *
@@ -30,7 +34,7 @@ export interface IngestorOptions {
 
 interface Pending {
   project: string;
-  batch: Batch;
+  batch: BatchView;
   resolve(outcome: IngestOutcome): void;
   reject(error: Error): void;
 }
@@ -46,6 +50,11 @@ interface AgentState {
 
 export const DEFAULT_DEDUPE_WINDOW = 4096;
 
+/** A batch refused at commit because it cannot merge with the others (not acknowledged). */
+export class MergeConflictError extends Error {
+  override name = 'MergeConflictError';
+}
+
 export class Ingestor {
   private pending: Pending[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -54,6 +63,8 @@ export class Ingestor {
   private readonly flushIntervalMs: number;
   private readonly maxPending: number;
   private readonly dedupeWindow: number;
+  /** Flushes run one at a time, so one merge (and its pool of profiles) serves them all. */
+  private readonly merge = new FlushMerge();
 
   constructor(
     private readonly db: Database,
@@ -76,7 +87,7 @@ export class Ingestor {
    * `flushIntervalMs` bounds how long a batch can wait behind a slow commit before another
    * is queued anyway.
    */
-  submit(project: string, batch: Batch): Promise<IngestOutcome> {
+  submit(project: string, batch: BatchView): Promise<IngestOutcome> {
     if (this.closed) return Promise.reject(new Error('collector is shutting down'));
     return new Promise((resolve, reject) => {
       this.pending.push({ project, batch, resolve, reject });
@@ -126,11 +137,23 @@ export class Ingestor {
     const started = performance.now();
     try {
       const outcomes = await this.db.transaction((tx) => this.commit(tx, items));
-      items.forEach((item, i) => item.resolve(outcomes[i]));
       let applied = 0;
-      for (const o of outcomes) if (o.status === 'applied') applied++;
+      let duplicates = 0;
+      items.forEach((item, i) => {
+        const o = outcomes[i];
+        if (o === null) {
+          item.reject(new MergeConflictError('a feature of this batch differs in kind or classes from another batch of the same window'));
+          return;
+        }
+        item.resolve(o);
+        if (o.status === 'applied') applied++;
+        else duplicates++;
+      });
       this.metrics.inc('sketchwatch_ingest_batches_total', 'Batches acknowledged, by outcome.', { outcome: 'applied' }, applied);
-      this.metrics.inc('sketchwatch_ingest_batches_total', 'Batches acknowledged, by outcome.', { outcome: 'duplicate' }, outcomes.length - applied);
+      this.metrics.inc('sketchwatch_ingest_batches_total', 'Batches acknowledged, by outcome.', { outcome: 'duplicate' }, duplicates);
+      if (applied + duplicates < items.length) {
+        this.metrics.inc('sketchwatch_ingest_conflicts_total', 'Batches refused at commit: a feature could not merge with another batch of the same window.', {}, items.length - applied - duplicates);
+      }
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));
       this.metrics.inc('sketchwatch_flush_failures_total', 'Group commits that failed (their batches were not acknowledged).');
@@ -141,31 +164,33 @@ export class Ingestor {
     }
   }
 
-  private async commit(tx: Queryable, items: Pending[]): Promise<IngestOutcome[]> {
+  /** One outcome per item; null for a batch refused because it cannot merge (see FlushMerge). */
+  private async commit(tx: Queryable, items: Pending[]): Promise<Array<IngestOutcome | null>> {
     const states = await this.lockAgents(tx, items);
-    const aggregates = new Map<string, { project: string; model: string; window: WindowProfile }>();
-    const outcomes: IngestOutcome[] = [];
-    for (const { project, batch } of items) {
-      const state = states.get(agentKey(project, batch.agentId))!;
-      const sequence = batch.sequence;
-      if (this.alreadyApplied(state, sequence)) {
-        outcomes.push({ status: 'duplicate', sequence });
-        continue;
+    const merge = this.merge;
+    try {
+      const outcomes: Array<IngestOutcome | null> = [];
+      for (const { project, batch } of items) {
+        const state = states.get(agentKey(project, batch.agentId))!;
+        const sequence = batch.sequence;
+        if (this.alreadyApplied(state, sequence)) {
+          outcomes.push({ status: 'duplicate', sequence });
+          continue;
+        }
+        if (!merge.canMerge(project, batch.windows)) {
+          outcomes.push(null);
+          continue;
+        }
+        this.markApplied(state, sequence);
+        for (const w of batch.windows) merge.merge(project, w, batch.bytes);
+        outcomes.push({ status: 'applied', sequence });
       }
-      this.markApplied(state, sequence);
-      for (const w of batch.windows) {
-        const model = w.segment.model;
-        const key = `${project}\u0000${model}\u0000${w.segmentKey}\u0000${w.start}\u0000${w.length}`;
-        const agg = aggregates.get(key);
-        // The decoded batch belongs to this flush alone: its windows can be merged into in place.
-        if (agg) agg.window.merge(w);
-        else aggregates.set(key, { project, model, window: w });
-      }
-      outcomes.push({ status: 'applied', sequence });
+      await this.appendPartials(tx, merge.windows());
+      await this.saveAgents(tx, [...states.values()].filter((s) => s.changed));
+      return outcomes;
+    } finally {
+      merge.release();
     }
-    await this.appendPartials(tx, [...aggregates.values()]);
-    await this.saveAgents(tx, [...states.values()].filter((s) => s.changed));
-    return outcomes;
   }
 
   /** Creates missing agent rows, then locks all of this flush's agents in key order. */
@@ -221,8 +246,17 @@ export class Ingestor {
   }
 
   private async appendPartials(tx: Queryable, aggregates: Array<{ project: string; model: string; window: WindowProfile }>): Promise<void> {
-    // One multi-row INSERT: a statement per row cost a round trip each on PostgreSQL.
+    // One multi-row INSERT: a statement per row cost a round trip each on PostgreSQL. Where the
+    // store takes binary COPY for less (PGlite: ~16 KB profiles need no hex), that instead.
     if (aggregates.length === 0) return;
+    if (tx.copyBinary) {
+      const rows = aggregates.map(({ project, model, window }) => [
+        { text: project }, { text: model }, { text: window.segmentKey }, { int8: window.start }, { int4: window.length },
+        { int8: window.predictions }, { bytea: encodeWindow(window) },
+      ]);
+      await tx.copyBinary('copy partials (project, model, segment, window_start, window_length, predictions, profile)', copyBinary(rows));
+      return;
+    }
     const values: SqlValue[] = [];
     const rows: string[] = [];
     for (const { project, model, window } of aggregates) {

@@ -62,6 +62,17 @@ export class Moments {
     return this;
   }
 
+  /** Back to no values. */
+  clear(): this {
+    this.count = 0;
+    this.mean = 0;
+    this.m2 = 0;
+    this.min = Infinity;
+    this.max = -Infinity;
+    this.sum = 0;
+    return this;
+  }
+
   /** Population variance (M2 / n); NaN when empty. */
   get variance(): number {
     return this.count === 0 ? NaN : this.m2 / this.count;

@@ -1336,30 +1336,51 @@ function sameLabels(a: readonly string[], b: readonly string[]): boolean {
  * `into.merge(decoded window)` would: digests straight from the batch's bytes. The view and its
  * bytes are only read.
  */
-export function mergeWindowView(into: WindowProfile, view: WindowView, bytes: Uint8Array): WindowProfile {
+export function mergeWindowView(
+  into: WindowProfile,
+  view: WindowView,
+  bytes: Uint8Array,
+  /** Makes the empty profile for a feature `into` lacks (default: a new FeatureProfile). */
+  make: (fv: FeatureView) => FeatureProfile = newFeature,
+): WindowProfile {
   if (into.start !== view.start || into.length !== view.length || into.segmentKey !== view.segmentKey) {
     throw new CodecError(`cannot merge window ${view.start}+${view.length} ${view.segmentKey} into ${into.start}+${into.length} ${into.segmentKey}`);
   }
   if (!viewCompatible(into, view)) throw new CodecError('a feature differs in kind or classes between the two windows');
   into.predictions += view.predictions;
-  for (const fv of view.inputs) mergeFeatureView(featureFor(into.inputs, fv), fv, bytes);
-  for (const fv of view.outputs) mergeFeatureView(featureFor(into.outputs, fv), fv, bytes);
+  for (const fv of view.inputs) mergeFeatureView(featureFor(into.inputs, fv, make), fv, bytes);
+  for (const fv of view.outputs) mergeFeatureView(featureFor(into.outputs, fv, make), fv, bytes);
   mergeFeatureView(into.latency, view.latency, bytes);
   for (const [name, c] of view.events) into.events.set(name, (into.events.get(name) ?? 0) + c);
   return into;
 }
 
-function featureFor(map: Map<string, FeatureProfile>, fv: FeatureView): FeatureProfile {
+function featureFor(map: Map<string, FeatureProfile>, fv: FeatureView, make: (fv: FeatureView) => FeatureProfile): FeatureProfile {
   let f = map.get(fv.name);
   if (f === undefined) {
-    f = new FeatureProfile(fv.name, fv.kind, {
-      compression: fv.kind === 'numeric' ? fv.compression : undefined,
-      classes: fv.classes?.labels,
-      capacity: fv.labels?.capacity,
-    });
+    f = make(fv);
     map.set(fv.name, f);
   }
   return f;
+}
+
+/**
+ * An empty window for `view` to merge into: same start, length and segment, and a latency
+ * profile shaped after the view's (as the first decoded window of a merge would have had).
+ */
+export function emptyWindowFor(view: WindowView, make: (fv: FeatureView) => FeatureProfile = newFeature): WindowProfile {
+  const window = new WindowProfile(view.start, view.length, { ...view.segment });
+  (window as { latency: FeatureProfile }).latency = make(view.latency);
+  return window;
+}
+
+/** An empty profile of the feature a view describes (name, kind, compression, classes, capacity). */
+export function newFeature(fv: FeatureView): FeatureProfile {
+  return new FeatureProfile(fv.name, fv.kind, {
+    compression: fv.kind === 'numeric' ? fv.compression : undefined,
+    classes: fv.classes?.labels,
+    capacity: fv.labels?.capacity,
+  });
 }
 
 function mergeFeatureView(f: FeatureProfile, fv: FeatureView, bytes: Uint8Array): void {
