@@ -65,6 +65,14 @@ export class Ingestor {
   private readonly dedupeWindow: number;
   /** Flushes run one at a time, so one merge (and its pool of profiles) serves them all. */
   private readonly merge = new FlushMerge();
+  /**
+   * The embedded store has one connection in one process: no other writer can change an agent's
+   * dedupe row, so its committed state is kept here and neither re-read nor locked per commit
+   * (two of a commit's four statements, ~0.1 ms per batch). Entries are updated in place during
+   * a commit; a failed commit empties the cache, so nothing uncommitted is ever trusted.
+   * PostgreSQL (replicas) always reads and locks the rows.
+   */
+  private readonly agentCache: Map<string, AgentState> | null;
 
   constructor(
     private readonly db: Database,
@@ -74,6 +82,7 @@ export class Ingestor {
     this.flushIntervalMs = options.flushIntervalMs ?? 20;
     this.maxPending = options.maxPending ?? 1000;
     this.dedupeWindow = options.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW;
+    this.agentCache = db.kind === 'pglite' ? new Map() : null;
   }
 
   get pendingCount(): number {
@@ -155,6 +164,7 @@ export class Ingestor {
         this.metrics.inc('sketchwatch_ingest_conflicts_total', 'Batches refused at commit: a feature could not merge with another batch of the same window.', {}, items.length - applied - duplicates);
       }
     } catch (e) {
+      this.agentCache?.clear();
       const error = e instanceof Error ? e : new Error(String(e));
       this.metrics.inc('sketchwatch_flush_failures_total', 'Group commits that failed (their batches were not acknowledged).');
       for (const item of items) item.reject(error);
@@ -166,7 +176,7 @@ export class Ingestor {
 
   /** One outcome per item; null for a batch refused because it cannot merge (see FlushMerge). */
   private async commit(tx: Queryable, items: Pending[]): Promise<Array<IngestOutcome | null>> {
-    const states = await this.lockAgents(tx, items);
+    const states = this.agentCache ? await this.cachedAgents(tx, items, this.agentCache) : await this.lockAgents(tx, items);
     const merge = this.merge;
     try {
       const outcomes: Array<IngestOutcome | null> = [];
@@ -186,7 +196,9 @@ export class Ingestor {
         outcomes.push({ status: 'applied', sequence });
       }
       await this.appendPartials(tx, merge.windows());
-      await this.saveAgents(tx, [...states.values()].filter((s) => s.changed));
+      const changed = [...states.values()].filter((s) => s.changed);
+      if (this.agentCache) await this.upsertAgents(tx, changed);
+      else await this.saveAgents(tx, changed);
       return outcomes;
     } finally {
       merge.release();
@@ -214,15 +226,37 @@ export class Ingestor {
       [projects, agents],
     );
     const states = new Map<string, AgentState>();
-    for (const r of rows) {
-      states.set(agentKey(r.project, r.agent_id), {
-        project: r.project,
-        agentId: r.agent_id,
-        highWater: Number(r.high_water),
-        seen: new Set((r.seen ?? []).map(Number)),
-        applied: Number(r.batches),
-        changed: false,
-      });
+    for (const r of rows) states.set(agentKey(r.project, r.agent_id), stateFromRow(r));
+    return states;
+  }
+
+  /** The embedded store's agents: from the cache, else read once (no lock: one connection). */
+  private async cachedAgents(tx: Queryable, items: Pending[], cache: Map<string, AgentState>): Promise<Map<string, AgentState>> {
+    const states = new Map<string, AgentState>();
+    const missing = new Map<string, [string, string]>();
+    for (const { project, batch } of items) {
+      const key = agentKey(project, batch.agentId);
+      const cached = cache.get(key);
+      if (cached) states.set(key, cached);
+      else missing.set(key, [project, batch.agentId]);
+    }
+    if (missing.size === 0) return states;
+    if (cache.size + missing.size > MAX_CACHED_AGENTS) cache.clear();
+    const list = [...missing.values()];
+    const rows = await tx.query<{ project: string; agent_id: string; high_water: unknown; seen: unknown[]; batches: unknown }>(
+      `select a.project, a.agent_id, a.high_water, a.seen, a.batches
+         from agents a join unnest($1::text[], $2::text[]) as k(project, agent_id)
+           on a.project = k.project and a.agent_id = k.agent_id`,
+      [list.map(([p]) => p), list.map(([, a]) => a)],
+    );
+    for (const r of rows) states.set(agentKey(r.project, r.agent_id), stateFromRow(r));
+    for (const [key, [project, agentId]] of missing) {
+      let state = states.get(key);
+      if (!state) {
+        state = { project, agentId, highWater: -1, seen: new Set(), applied: 0, changed: false };
+        states.set(key, state);
+      }
+      cache.set(key, state);
     }
     return states;
   }
@@ -270,6 +304,27 @@ export class Ingestor {
     );
   }
 
+  /** saveAgents for the embedded store, whose new agents have no row yet: one upsert. */
+  private async upsertAgents(tx: Queryable, states: AgentState[]): Promise<void> {
+    if (states.length === 0) return;
+    for (const s of states) s.changed = false;
+    await tx.query(
+      `insert into agents (project, agent_id, high_water, seen, batches, last_seen_at)
+       select u.project, u.agent_id, u.high_water,
+              case when u.seen = '' then '{}'::bigint[] else string_to_array(u.seen, ',')::bigint[] end, u.batches, now()
+         from unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) as u(project, agent_id, high_water, seen, batches)
+       on conflict (project, agent_id) do update
+         set high_water = excluded.high_water, seen = excluded.seen, batches = excluded.batches, last_seen_at = now()`,
+      [
+        states.map((s) => s.project),
+        states.map((s) => s.agentId),
+        states.map((s) => s.highWater),
+        states.map((s) => [...s.seen].sort((a, b) => a - b).join(',')),
+        states.map((s) => s.applied),
+      ],
+    );
+  }
+
   private async saveAgents(tx: Queryable, states: AgentState[]): Promise<void> {
     // One UPDATE for every agent of the flush (0.25 ms a statement on PGlite; a round trip each
     // on PostgreSQL). Seen sets travel as comma-separated text: arrays of arrays do not unnest.
@@ -288,6 +343,20 @@ export class Ingestor {
       ],
     );
   }
+}
+
+/** Agents the embedded store's cache holds before it starts over. */
+const MAX_CACHED_AGENTS = 100_000;
+
+function stateFromRow(r: { project: string; agent_id: string; high_water: unknown; seen: unknown[]; batches: unknown }): AgentState {
+  return {
+    project: r.project,
+    agentId: r.agent_id,
+    highWater: Number(r.high_water),
+    seen: new Set((r.seen ?? []).map(Number)),
+    applied: Number(r.batches),
+    changed: false,
+  };
 }
 
 function agentKey(project: string, agentId: string): string {

@@ -109,6 +109,34 @@ describe('Ingestor on the embedded store', () => {
     await ingestor.close();
   });
 
+  it('a commit that fails leaves no trace in the cached dedupe state: the batch is applied on retry', async () => {
+    let failNext = false;
+    // The same store, with a commit that fails after all its statements ran (then rolls back).
+    const flaky: Database = {
+      ...db,
+      kind: 'pglite',
+      query: db.query,
+      transaction: (work) => db.transaction(async (tx) => {
+        const result = await work(tx);
+        if (failNext) {
+          failNext = false;
+          throw new Error('disk full');
+        }
+        return result;
+      }),
+    };
+    const ingestor = new Ingestor(flaky, new Metrics());
+    const batch = () => scanBatch(encodeBatch({ agentId: 'retry', sequence: 7, sentAt: 0, windows: [window(9)] }));
+    assert.deepEqual(await ingestor.submit('p', scanBatch(encodeBatch({ agentId: 'retry', sequence: 6, sentAt: 0, windows: [window(8)] }))), { status: 'applied', sequence: 6 });
+    failNext = true;
+    await assert.rejects(ingestor.submit('p', batch()), /disk full/);
+    assert.deepEqual(await ingestor.submit('p', batch()), { status: 'applied', sequence: 7 });
+    assert.deepEqual(await ingestor.submit('p', batch()), { status: 'duplicate', sequence: 7 });
+    const [row] = await db.query<{ high_water: unknown; batches: unknown }>(`select high_water, batches from agents where agent_id = 'retry'`);
+    assert.deepEqual([Number(row.high_water), Number(row.batches)], [7, 2]);
+    await ingestor.close();
+  });
+
   it('binary COPY stores what INSERT stores', async () => {
     await db.exec('create table copy_check (t text, a bigint, b integer, p bytea)');
     const bytes = Uint8Array.from({ length: 5000 }, (_, i) => (i * 31) & 255);
