@@ -377,16 +377,20 @@ export function writeDigestBody(w: ByteWriter, d: TDigest): void {
   if (p === RAW_FLOAT64) {
     for (let i = 0; i < c; i++) w.f64(means[i]);
   } else {
-    // The first key is written as its distance above the min's key, the rest as deltas.
-    let prev = meanKey(min, p);
-    for (let i = 0; i < c; i++) {
-      const k = meanKey(means[i], p);
-      w.varint(k - prev);
-      prev = k;
-    }
+    writeKeys(w, means, c, p, meanKey(min, p));
   }
   writeWeights(w, weights, c);
   writePurity(w, weights, c);
+}
+
+/** The means' grid keys, the first as its distance above `from` (the min's key), the rest as deltas. */
+function writeKeys(w: ByteWriter, means: Float64Array, c: number, p: number, from: number): void {
+  let prev = from;
+  for (let i = 0; i < c; i++) {
+    const k = meanKey(means[i], p);
+    w.varint(k - prev);
+    prev = k;
+  }
 }
 
 // One bit per centroid of weight > 1, in order, eight to a byte from the low bit: 1 when all of
@@ -551,20 +555,12 @@ function readDigestParts(r: ByteReader, reuse: boolean): DigestParts {
   } else {
     firstKey = meanKey(min, p);
     lastKey = meanKey(max, p);
-    k = firstKey;
-    // Keys first, floats after: two tight loops decode faster than one mixed one.
-    for (let i = 0; i < c; i++) {
-      k += r.varint('digest mean delta');
-      means[i] = k;
-    }
+    // Keys first, floats after: two tight loops decode faster than one mixed one (each in a
+    // function of its own: inside this one V8 compiled them several times slower).
+    k = readKeys(r, means, c, firstKey);
     k0 = means[0];
     if (k > lastKey) r.fail('digest means go above the max');
-    for (let i = 0; i < c; i++) {
-      // A grid point may lie a rounding step beyond min or max: clamp it (its key is then the
-      // min's or the max's own, so encoding the clamped value gives the same bytes).
-      const m = meanFromKey(means[i], p);
-      means[i] = m < min ? min : m > max ? max : m;
-    }
+    keysToMeans(means, c, p, min, max);
   }
   const total = readWeights(r, weights, c);
   if (total === c) pure.fill(1, 0, c); // all weights one: no purity bits were written
@@ -582,6 +578,40 @@ function readDigestParts(r: ByteReader, reuse: boolean): DigestParts {
     }
   }
   return { compression, length: c, min, max, means, weights, pure, total };
+}
+
+/** Reads `c` key deltas into `means` as running keys from `from`; returns the last key. */
+function readKeys(r: ByteReader, means: Float64Array, c: number, from: number): number {
+  let k = from;
+  for (let i = 0; i < c; i++) {
+    k += r.varint('digest mean delta');
+    means[i] = k;
+  }
+  return k;
+}
+
+/**
+ * Turns the keys in `means` into means (meanFromKey), clamped to [min, max]: a grid point may
+ * lie a rounding step beyond either (its key is then the min's or the max's own, so encoding
+ * the clamped value gives the same bytes). The common exponents inline meanFromKey's formula.
+ */
+function keysToMeans(means: Float64Array, c: number, p: number, min: number, max: number): void {
+  const unit = POW2[POW2_BIAS + p];
+  const inverse = POW2[POW2_BIAS - p];
+  const scale = POW2_BIAS - 1023 - p;
+  for (let i = 0; i < c; i++) {
+    const key = means[i];
+    const magnitude = key < 0 ? -key - 1 : key;
+    const exponent = Math.floor(magnitude * inverse);
+    let m: number;
+    if (exponent >= 1023 - 900 && exponent <= 1023 + 900) {
+      const v = (unit + (magnitude - exponent * unit)) * POW2[scale + exponent];
+      m = key < 0 ? -v : v;
+    } else {
+      m = meanFromKey(key, p);
+    }
+    means[i] = m < min ? min : m > max ? max : m;
+  }
 }
 
 const EMPTY_F64 = new Float64Array(0);
