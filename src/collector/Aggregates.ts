@@ -1,5 +1,6 @@
 import { calibrateThresholds, type Thresholds } from '../drift/index.js';
 import { decodeBatch, WindowProfile, type FeatureProfile } from '../sketch/index.js';
+import { emptyWindowFor, mergeWindowView, scanBatch } from '../sketch/codec.js';
 import { encodeWindow } from './Ingestor.js';
 import { randomToken } from './config.js';
 import { toBytes, toNumber, type Database, type Queryable } from './store/Database.js';
@@ -142,22 +143,46 @@ export async function compactWindow(db: Database, project: string, model: string
 }
 
 /**
- * Replaces the rows of one key by their merge, in one transaction. Rows are locked with SKIP
- * LOCKED, so replicas folding at once fold disjoint sets and never count a row twice.
+ * Most rows one fold reads: a fold is one transaction, and on the embedded store one that reads
+ * and merges hundreds of ~16 KB rows holds the thread (and ingest) for a long time. A key with
+ * more rows is folded by several transactions in turn.
+ */
+const FOLD_ROWS = 32;
+
+/**
+ * Replaces the rows of one key by their merge, FOLD_ROWS at a time, one transaction each. Rows
+ * are locked with SKIP LOCKED, so replicas folding at once fold disjoint sets and never count a
+ * row twice.
  */
 async function foldKey(db: Database, k: PartialKey): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    const [folded, more] = await foldSome(db, k);
+    removed += folded;
+    if (!more) return removed;
+  }
+}
+
+/** Folds up to FOLD_ROWS rows of a key into one; says how many rows went and whether more remain. */
+async function foldSome(db: Database, k: PartialKey): Promise<[number, boolean]> {
   return db.transaction(async (tx) => {
     const rows = await tx.query<{ id: unknown; profile: unknown }>(
       `select id, profile from partials
         where project = $1 and model = $2 and segment = $3 and window_start = $4 and window_length = $5
+        order by id limit $6
         for update skip locked`,
-      [k.project, k.model, k.segment, toNumber(k.window_start), toNumber(k.window_length)],
+      [k.project, k.model, k.segment, toNumber(k.window_start), toNumber(k.window_length), FOLD_ROWS + 1],
     );
-    if (rows.length < 2) return 0;
+    if (rows.length < 2) return [0, false];
+    const more = rows.length > FOLD_ROWS;
+    if (more) rows.length = FOLD_ROWS;
+    // Rows are merged straight from their bytes (checked, no TDigest per feature and row).
     let acc: WindowProfile | null = null;
     for (const r of rows) {
-      const [w] = decodeBatch(toBytes(r.profile)).windows;
-      acc = acc === null ? w : acc.merge(w);
+      const view = scanBatch(toBytes(r.profile));
+      const [w] = view.windows;
+      acc ??= emptyWindowFor(w);
+      mergeWindowView(acc, w, view.bytes);
     }
     await tx.query('delete from partials where id = any($1::bigint[])', [rows.map((r) => toNumber(r.id))]);
     await tx.query(
@@ -165,7 +190,7 @@ async function foldKey(db: Database, k: PartialKey): Promise<number> {
        values ($1, $2, $3, $4, $5, $6, $7)`,
       [k.project, k.model, k.segment, acc!.start, acc!.length, acc!.predictions, encodeWindow(acc!)],
     );
-    return rows.length - 1;
+    return [rows.length - 1, more];
   });
 }
 

@@ -1,7 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CodecError, decodeBatch, type Batch, type FeatureProfile, type WindowProfile } from '../sketch/index.js';
+import { CodecError, decodeBatch, type FeatureProfile } from '../sketch/index.js';
+import { readBatchView, type BatchView, type WindowView } from '../sketch/codec.js';
 import {
   BASELINE_NAME,
   PROJECT_ID,
@@ -116,9 +117,11 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
         return reject(reply, 400, 'bad_gzip', 'body is not valid gzip (or inflates past the limit)');
       }
     }
-    let batch: Batch;
+    // Checked as strictly as decodeBatch checks it, but digests stay bytes until the commit
+    // merges them (a rejection carries decodeBatch's own message).
+    let batch: BatchView;
     try {
-      batch = decodeBatch(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+      batch = readBatchView(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
     } catch (e) {
       if (e instanceof CodecError) return reject(reply, 400, 'decode', e.message);
       throw e;
@@ -471,11 +474,11 @@ export function summarize(f: FeatureProfile, quantiles: readonly number[] = DEFA
 }
 
 /** Why a batch cannot be true, or null. Checked before anything is queued. */
-function implausible(batch: Batch, config: CollectorConfig): string | null {
+function implausible(batch: BatchView, config: CollectorConfig): string | null {
   for (const w of batch.windows) {
     if (!w.segment.model) return 'every window needs a `model` segment label';
     if (w.predictions > config.maxPredictionsPerWindow) return `a window claims ${w.predictions} predictions (cap ${config.maxPredictionsPerWindow})`;
-    for (const f of [...w.inputs.values(), ...w.outputs.values(), w.latency]) {
+    for (const f of [...w.inputs, ...w.outputs, w.latency]) {
       if (f.count > config.maxPredictionsPerWindow * 1024) return `feature ${f.name} claims ${f.count} observations`;
     }
   }
@@ -487,17 +490,17 @@ function implausible(batch: Batch, config: CollectorConfig): string | null {
  * by more than the tolerance, moves every window by the whole number of windows it is off.
  * Returns a problem when that would put a window before 1970.
  */
-function correctClock(batch: Batch, config: CollectorConfig, now: number): string | null {
+function correctClock(batch: BatchView, config: CollectorConfig, now: number): string | null {
   const skew = now - batch.sentAt;
   if (Math.abs(skew) <= config.clockSkewToleranceMs) return null;
-  const target = (w: WindowProfile) => w.start + Math.round(skew / w.length) * w.length;
+  const target = (w: WindowView) => w.start + Math.round(skew / w.length) * w.length;
   if (batch.windows.some((w) => target(w) < 0)) return 'the send time puts a window before 1970';
-  batch.windows = batch.windows.map((w) => w.movedTo(target(w)));
+  for (const w of batch.windows) w.start = target(w);
   return null;
 }
 
 /** Windows must be neither in the future nor older than the retention. */
-function outOfRange(batch: Batch, config: CollectorConfig, now: number): string | null {
+function outOfRange(batch: BatchView, config: CollectorConfig, now: number): string | null {
   for (const w of batch.windows) {
     if (w.start > now + 60_000) return `window ${new Date(w.start).toISOString()} is in the future`;
     if (w.start < now - config.retentionMs) return `window ${new Date(w.start).toISOString()} is older than the retention`;

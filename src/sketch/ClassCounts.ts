@@ -50,6 +50,13 @@ export class ClassCounts {
     return this;
   }
 
+  /** Back to zero counts (same labels). */
+  clear(): this {
+    this.counts.fill(0);
+    this.unseen = 0;
+    return this;
+  }
+
   sameLabels(other: ClassCounts): boolean {
     return this.labels.length === other.labels.length && this.labels.every((l, i) => l === other.labels[i]);
   }

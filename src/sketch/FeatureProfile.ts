@@ -197,6 +197,20 @@ export class FeatureProfile {
     return f;
   }
 
+  /** Empties the profile in place (same name, kind, classes, capacity), keeping its arrays. */
+  clear(): this {
+    this.count = 0;
+    this.missing = 0;
+    this.nan = 0;
+    this.posInf = 0;
+    this.negInf = 0;
+    this.moments?.clear();
+    this.digest?.clear();
+    this.classes?.clear();
+    this.labels?.clear();
+    return this;
+  }
+
   /** An empty profile of the same feature (name, kind, classes, capacity, compression). */
   emptyLike(): FeatureProfile {
     return new FeatureProfile(this.name, this.kind, {

@@ -38,23 +38,38 @@ export class Moments {
 
   /** Folds `other` in; `other` is not changed. */
   merge(other: Moments): this {
-    const nb = other.count;
+    return this.mergeParts(other.count, other.mean, other.m2, other.sum, other.min, other.max);
+  }
+
+  /** merge() of moments given as their parts (a collector merging them straight from the wire). */
+  mergeParts(nb: number, mean: number, m2: number, sum: number, min: number, max: number): this {
     if (nb === 0) return this;
     const na = this.count;
     if (na === 0) {
       this.count = nb;
-      this.mean = other.mean;
-      this.m2 = other.m2;
+      this.mean = mean;
+      this.m2 = m2;
     } else {
       const n = na + nb;
-      const delta = other.mean - this.mean;
+      const delta = mean - this.mean;
       this.mean += (delta * nb) / n;
-      this.m2 += other.m2 + ((delta * delta * na) / n) * nb;
+      this.m2 += m2 + ((delta * delta * na) / n) * nb;
       this.count = n;
     }
-    this.sum += other.sum;
-    if (other.min < this.min) this.min = other.min;
-    if (other.max > this.max) this.max = other.max;
+    this.sum += sum;
+    if (min < this.min) this.min = min;
+    if (max > this.max) this.max = max;
+    return this;
+  }
+
+  /** Back to no values. */
+  clear(): this {
+    this.count = 0;
+    this.mean = 0;
+    this.m2 = 0;
+    this.min = Infinity;
+    this.max = -Infinity;
+    this.sum = 0;
     return this;
   }
 

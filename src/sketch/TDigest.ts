@@ -217,6 +217,22 @@ export class TDigest {
     return result;
   }
 
+  /**
+   * Empties the digest in place, keeping its arrays: a collector that merges thousands of
+   * digests a second into short-lived targets reuses them instead of growing new buffers.
+   */
+  clear(): this {
+    this.size = 0;
+    this.total = 0;
+    this.bufLen = 0;
+    this.bufTotal = 0;
+    this.bufUnit = true;
+    this.lo = Infinity;
+    this.hi = -Infinity;
+    this.anchorLen = -1;
+    return this;
+  }
+
   clone(): TDigest {
     this.flush();
     return TDigest.fromState(this.toState());

@@ -90,6 +90,13 @@ export class TopK {
     return this;
   }
 
+  /** Back to no labels (same capacity). */
+  clear(): this {
+    this.counters.clear();
+    this.total = 0;
+    return this;
+  }
+
   clone(): TopK {
     const t = new TopK(this.capacity);
     for (const [k, v] of this.counters) t.counters.set(k, v);

@@ -20,10 +20,10 @@
  * return NaN or negative counts, unsorted centroids or non-integer weights.
  */
 import { ClassCounts, MAX_CLASSES } from './ClassCounts.js';
-import { FeatureProfile, type FeatureKind } from './FeatureProfile.js';
+import { FeatureProfile, MAX_FEATURE_NAME, type FeatureKind } from './FeatureProfile.js';
 import { TDigest, type DigestState } from './TDigest.js';
 import { MAX_TOPK_CAPACITY, TopK } from './TopK.js';
-import { MAX_FEATURES, MAX_LABEL_BYTES, MAX_SEGMENT_LABELS, MAX_EVENT_KINDS, WindowProfile } from './WindowProfile.js';
+import { MAX_FEATURES, MAX_LABEL_BYTES, MAX_SEGMENT_LABELS, MAX_EVENT_KINDS, WindowProfile, type Segment } from './WindowProfile.js';
 
 export class CodecError extends Error {
   override name = 'CodecError';
@@ -377,16 +377,20 @@ export function writeDigestBody(w: ByteWriter, d: TDigest): void {
   if (p === RAW_FLOAT64) {
     for (let i = 0; i < c; i++) w.f64(means[i]);
   } else {
-    // The first key is written as its distance above the min's key, the rest as deltas.
-    let prev = meanKey(min, p);
-    for (let i = 0; i < c; i++) {
-      const k = meanKey(means[i], p);
-      w.varint(k - prev);
-      prev = k;
-    }
+    writeKeys(w, means, c, p, meanKey(min, p));
   }
   writeWeights(w, weights, c);
   writePurity(w, weights, c);
+}
+
+/** The means' grid keys, the first as its distance above `from` (the min's key), the rest as deltas. */
+function writeKeys(w: ByteWriter, means: Float64Array, c: number, p: number, from: number): void {
+  let prev = from;
+  for (let i = 0; i < c; i++) {
+    const k = meanKey(means[i], p);
+    w.varint(k - prev);
+    prev = k;
+  }
 }
 
 // One bit per centroid of weight > 1, in order, eight to a byte from the low bit: 1 when all of
@@ -551,20 +555,12 @@ function readDigestParts(r: ByteReader, reuse: boolean): DigestParts {
   } else {
     firstKey = meanKey(min, p);
     lastKey = meanKey(max, p);
-    k = firstKey;
-    // Keys first, floats after: two tight loops decode faster than one mixed one.
-    for (let i = 0; i < c; i++) {
-      k += r.varint('digest mean delta');
-      means[i] = k;
-    }
+    // Keys first, floats after: two tight loops decode faster than one mixed one (each in a
+    // function of its own: inside this one V8 compiled them several times slower).
+    k = readKeys(r, means, c, firstKey);
     k0 = means[0];
     if (k > lastKey) r.fail('digest means go above the max');
-    for (let i = 0; i < c; i++) {
-      // A grid point may lie a rounding step beyond min or max: clamp it (its key is then the
-      // min's or the max's own, so encoding the clamped value gives the same bytes).
-      const m = meanFromKey(means[i], p);
-      means[i] = m < min ? min : m > max ? max : m;
-    }
+    keysToMeans(means, c, p, min, max);
   }
   const total = readWeights(r, weights, c);
   if (total === c) pure.fill(1, 0, c); // all weights one: no purity bits were written
@@ -582,6 +578,40 @@ function readDigestParts(r: ByteReader, reuse: boolean): DigestParts {
     }
   }
   return { compression, length: c, min, max, means, weights, pure, total };
+}
+
+/** Reads `c` key deltas into `means` as running keys from `from`; returns the last key. */
+function readKeys(r: ByteReader, means: Float64Array, c: number, from: number): number {
+  let k = from;
+  for (let i = 0; i < c; i++) {
+    k += r.varint('digest mean delta');
+    means[i] = k;
+  }
+  return k;
+}
+
+/**
+ * Turns the keys in `means` into means (meanFromKey), clamped to [min, max]: a grid point may
+ * lie a rounding step beyond either (its key is then the min's or the max's own, so encoding
+ * the clamped value gives the same bytes). The common exponents inline meanFromKey's formula.
+ */
+function keysToMeans(means: Float64Array, c: number, p: number, min: number, max: number): void {
+  const unit = POW2[POW2_BIAS + p];
+  const inverse = POW2[POW2_BIAS - p];
+  const scale = POW2_BIAS - 1023 - p;
+  for (let i = 0; i < c; i++) {
+    const key = means[i];
+    const magnitude = key < 0 ? -key - 1 : key;
+    const exponent = Math.floor(magnitude * inverse);
+    let m: number;
+    if (exponent >= 1023 - 900 && exponent <= 1023 + 900) {
+      const v = (unit + (magnitude - exponent * unit)) * POW2[scale + exponent];
+      m = key < 0 ? -v : v;
+    } else {
+      m = meanFromKey(key, p);
+    }
+    means[i] = m < min ? min : m > max ? max : m;
+  }
 }
 
 const EMPTY_F64 = new Float64Array(0);
@@ -806,15 +836,9 @@ function readWindow(r: ByteReader): WindowProfile {
       case WindowTag.Length:
         length = f.varint('window length');
         break;
-      case WindowTag.Segment: {
-        const n = f.varint('segment size');
-        if (n > MAX_SEGMENT_LABELS) f.fail(`segment has ${n} labels, at most ${MAX_SEGMENT_LABELS} allowed`);
-        const entries: Array<[string, string]> = [];
-        for (let i = 0; i < n; i++) entries.push([f.string('segment name', MAX_LABEL_BYTES), f.string('segment value', MAX_LABEL_BYTES)]);
-        for (let i = 1; i < n; i++) if (!(entries[i - 1][0] < entries[i][0])) f.fail('segment names must be sorted and distinct');
-        segment = Object.fromEntries(entries);
+      case WindowTag.Segment:
+        segment = readSegment(f);
         break;
-      }
       case WindowTag.Predictions:
         predictions = f.varint('predictions');
         break;
@@ -827,16 +851,9 @@ function readWindow(r: ByteReader): WindowProfile {
         latency = readFeature(f);
         if (latency.kind !== 'numeric') f.fail('latency must be a numeric feature');
         break;
-      case WindowTag.Events: {
-        const n = f.varint('event kinds');
-        if (n > MAX_EVENT_KINDS) f.fail(`${n} event kinds, at most ${MAX_EVENT_KINDS} allowed`);
-        for (let i = 0; i < n; i++) {
-          const name = f.string('event name', MAX_LABEL_BYTES);
-          if (events.has(name)) f.fail(`event ${name} appears twice`);
-          events.set(name, f.varint('event count'));
-        }
+      case WindowTag.Events:
+        readEvents(f, events);
         break;
-      }
       default:
         f.pos = f.end;
     }
@@ -884,33 +901,12 @@ function readFeature(r: ByteReader): FeatureProfile {
       case FeatureTag.Digest:
         digest = readDigestBody(f);
         break;
-      case FeatureTag.Classes: {
-        const n = f.varint('class count');
-        if (n === 0 || n > MAX_CLASSES) f.fail(`${n} classes, expected 1 to ${MAX_CLASSES}`);
-        if (n * 2 > f.remaining) f.fail(`truncated: ${n} classes need at least ${2 * n} bytes`);
-        const names: string[] = [];
-        for (let i = 0; i < n; i++) names.push(f.string('class label', MAX_LABEL_BYTES));
-        const c = checked(f, 'invalid classes', () => new ClassCounts(names));
-        for (let i = 0; i < n; i++) c.counts[i] = f.varint('class count');
-        c.unseen = f.varint('unseen class count');
-        classes = c;
+      case FeatureTag.Classes:
+        classes = readClasses(f);
         break;
-      }
-      case FeatureTag.Labels: {
-        const capacity = f.varint('top-k capacity');
-        if (capacity === 0 || capacity > MAX_TOPK_CAPACITY) f.fail(`top-k capacity ${capacity} is outside 1..${MAX_TOPK_CAPACITY}`);
-        const n = f.varint('top-k size');
-        if (n > capacity) f.fail(`top-k holds ${n} labels, more than its capacity ${capacity}`);
-        const entries: Array<[string, number]> = [];
-        for (let i = 0; i < n; i++) entries.push([f.string('label', MAX_LABEL_BYTES), f.varint('label count')]);
-        const total = f.varint('top-k total');
-        const t = checked(f, 'invalid top-k', () => TopK.fromEntries(capacity, entries, total));
-        // Canonical order (largest count first, ties by label) keeps the encoding unique.
-        const sorted = t.entries();
-        if (sorted.some(([label], i) => label !== entries[i][0])) f.fail('top-k labels are not in canonical order');
-        labels = t;
+      case FeatureTag.Labels:
+        labels = readLabels(f);
         break;
-      }
       default:
         f.pos = f.end;
     }
@@ -920,4 +916,524 @@ function readFeature(r: ByteReader): FeatureProfile {
   return checked(r, `invalid feature ${name}`, () =>
     FeatureProfile.fromParts({ name: name!, kind: kind!, count, missing, nan, posInf, negInf, moments, digest, classes, labels }),
   );
+}
+
+// Field bodies read the same way by decodeBatch and scanBatch.
+
+function readSegment(f: ByteReader): Record<string, string> {
+  const n = f.varint('segment size');
+  if (n > MAX_SEGMENT_LABELS) f.fail(`segment has ${n} labels, at most ${MAX_SEGMENT_LABELS} allowed`);
+  const entries: Array<[string, string]> = [];
+  for (let i = 0; i < n; i++) entries.push([f.string('segment name', MAX_LABEL_BYTES), f.string('segment value', MAX_LABEL_BYTES)]);
+  for (let i = 1; i < n; i++) if (!(entries[i - 1][0] < entries[i][0])) f.fail('segment names must be sorted and distinct');
+  return Object.fromEntries(entries);
+}
+
+function readEvents(f: ByteReader, events: Map<string, number>): void {
+  const n = f.varint('event kinds');
+  if (n > MAX_EVENT_KINDS) f.fail(`${n} event kinds, at most ${MAX_EVENT_KINDS} allowed`);
+  for (let i = 0; i < n; i++) {
+    const name = f.string('event name', MAX_LABEL_BYTES);
+    if (events.has(name)) f.fail(`event ${name} appears twice`);
+    events.set(name, f.varint('event count'));
+  }
+}
+
+function readClasses(f: ByteReader): ClassCounts {
+  const n = f.varint('class count');
+  if (n === 0 || n > MAX_CLASSES) f.fail(`${n} classes, expected 1 to ${MAX_CLASSES}`);
+  if (n * 2 > f.remaining) f.fail(`truncated: ${n} classes need at least ${2 * n} bytes`);
+  const names: string[] = [];
+  for (let i = 0; i < n; i++) names.push(f.string('class label', MAX_LABEL_BYTES));
+  const c = checked(f, 'invalid classes', () => new ClassCounts(names));
+  for (let i = 0; i < n; i++) c.counts[i] = f.varint('class count');
+  c.unseen = f.varint('unseen class count');
+  return c;
+}
+
+function readLabels(f: ByteReader): TopK {
+  const capacity = f.varint('top-k capacity');
+  if (capacity === 0 || capacity > MAX_TOPK_CAPACITY) f.fail(`top-k capacity ${capacity} is outside 1..${MAX_TOPK_CAPACITY}`);
+  const n = f.varint('top-k size');
+  if (n > capacity) f.fail(`top-k holds ${n} labels, more than its capacity ${capacity}`);
+  const entries: Array<[string, number]> = [];
+  for (let i = 0; i < n; i++) entries.push([f.string('label', MAX_LABEL_BYTES), f.varint('label count')]);
+  const total = f.varint('top-k total');
+  const t = checked(f, 'invalid top-k', () => TopK.fromEntries(capacity, entries, total));
+  // Canonical order (largest count first, ties by label) keeps the encoding unique.
+  const sorted = t.entries();
+  if (sorted.some(([label], i) => label !== entries[i][0])) f.fail('top-k labels are not in canonical order');
+  return t;
+}
+
+// ---------------------------------------------------------------- batch views (the collector's ingest path)
+
+/**
+ * A batch checked as strictly as decodeBatch checks it, but with its digests left as bytes: what
+ * a collector needs to accept a batch and later merge it, without building a TDigest (and its
+ * arrays) for each of its dozens of features. `scanBatch` accepts exactly the byte strings
+ * decodeBatch accepts (test/sketch/scan.test.ts holds the two to that over a fuzzed corpus);
+ * `mergeWindowView` folds a window of it into a WindowProfile as merging the decoded window
+ * would. A view refers to the batch's bytes: they must not change while the view is in use.
+ */
+export interface BatchView {
+  bytes: Uint8Array;
+  agentId: string;
+  sequence: number;
+  sentAt: number;
+  windows: WindowView[];
+}
+
+export interface WindowView {
+  /** Mutable: a collector moves the windows of a client whose clock is off. */
+  start: number;
+  length: number;
+  segment: Segment;
+  segmentKey: string;
+  predictions: number;
+  inputs: FeatureView[];
+  outputs: FeatureView[];
+  latency: FeatureView;
+  events: Map<string, number>;
+}
+
+export interface FeatureView {
+  name: string;
+  kind: FeatureKind;
+  count: number;
+  missing: number;
+  nan: number;
+  posInf: number;
+  negInf: number;
+  /** Numeric features: moments, and the digest body as a byte range of the batch. */
+  mean: number;
+  m2: number;
+  sum: number;
+  digestStart: number;
+  digestEnd: number;
+  compression: number;
+  /** Weight in the digest (= observed, checked), and its exact min and max (NaN when empty). */
+  digestTotal: number;
+  min: number;
+  max: number;
+  classes: ClassCounts | null;
+  labels: TopK | null;
+}
+
+/** What scanDigestBody found, besides the byte range (module scratch: one scan at a time). */
+const digestScan = { compression: 0, total: 0, min: NaN, max: NaN };
+
+/**
+ * Checks a digest body exactly as readDigestParts + TDigest.fromState would, without turning a
+ * single mean into a float: the checks on grid means are on their integer keys (deltas are
+ * non-negative by construction; the last key must not pass the max's; a pure end centroid must
+ * sit on the min's or max's key), and keys between the min's and the max's always decode to
+ * finite, ordered means.
+ */
+function scanDigestBody(r: ByteReader): void {
+  const compression = r.varint('digest compression');
+  if (compression < 10 || compression > 10_000) r.fail(`digest compression ${compression} is outside 10..10000`);
+  const c = r.varint('digest centroid count');
+  digestScan.compression = compression;
+  if (c === 0) {
+    digestScan.total = 0;
+    digestScan.min = NaN;
+    digestScan.max = NaN;
+    return;
+  }
+  if (c > r.remaining) r.fail(`digest claims ${c} centroids but only ${r.remaining} bytes follow`);
+  const p = r.byte('digest mean precision');
+  const min = r.finite('digest min');
+  const max = r.finite('digest max');
+  if (min > max) r.fail(`digest min ${min} is above max ${max}`);
+  const expected = meanPrecision(min, max);
+  if (p !== expected) r.fail(`digest mean precision ${p} is not the ${expected} its min and max call for`);
+  let firstKey = 0;
+  let lastKey = 0;
+  let k = 0;
+  let k0 = 0;
+  if (p === RAW_FLOAT64) {
+    if (c * 8 > r.remaining) r.fail(`truncated: ${c} float64 means need ${c * 8} bytes`);
+    let first = 0;
+    let prev = 0;
+    for (let i = 0; i < c; i++) {
+      const m = r.finite('digest mean');
+      if (i > 0 && m < prev) r.fail(`digest mean ${i} is below the one before it`);
+      if (i === 0) first = m;
+      prev = m;
+    }
+    if (first < min || prev > max) r.fail('digest means lie outside [min, max]');
+  } else {
+    firstKey = meanKey(min, p);
+    lastKey = meanKey(max, p);
+    k = scanKeys(r, firstKey, c);
+    k0 = scanFirstKey;
+    if (k > lastKey) r.fail('digest means go above the max');
+  }
+  // Weights, as readWeights reads them; the purity of the two end centroids, as readPurity.
+  let i = 0;
+  let total = 0;
+  let lastWasRun = false;
+  let heavy = 0;
+  let firstIsOne = false;
+  let lastIsOne = false;
+  while (i < c) {
+    const t = r.varint('digest weight');
+    if (t % 2 === 1) {
+      const run = (t + 1) / 2;
+      if (lastWasRun) r.fail('digest weights: two runs of ones in a row (not canonical)');
+      if (run > c - i) r.fail(`digest weights: a run of ${run} ones overruns the ${c} centroids`);
+      if (i === 0) firstIsOne = true;
+      i += run;
+      total += run;
+      if (i === c) lastIsOne = true;
+      lastWasRun = true;
+    } else {
+      i++;
+      total += t / 2 + 2;
+      heavy++;
+      lastWasRun = false;
+    }
+  }
+  if (!(total <= Number.MAX_SAFE_INTEGER)) r.fail(`digest total weight ${total} is beyond 2^53`);
+  let firstPure = true;
+  let lastPure = true;
+  if (heavy > 0) {
+    // One bit per centroid of weight > 1, eight to a byte; padding bits zero.
+    let acc = 0;
+    for (let b = 0; b < heavy; b += 8) {
+      acc = r.byte('digest purity bits');
+      if (b === 0 && !firstIsOne) firstPure = (acc & 1) === 1;
+    }
+    const bits = ((heavy - 1) % 8) + 1;
+    if (!lastIsOne) lastPure = ((acc >> (bits - 1)) & 1) === 1;
+    if (bits < 8 && acc >> bits !== 0) r.fail('digest purity padding bits are not zero');
+  }
+  if (p !== RAW_FLOAT64) {
+    if (firstPure && k0 !== firstKey) r.fail('digest: a pure first centroid must sit at the min');
+    if (lastPure && k !== lastKey) r.fail('digest: a pure last centroid must sit at the max');
+  }
+  digestScan.total = total;
+  digestScan.min = min;
+  digestScan.max = max;
+}
+
+let scanFirstKey = 0;
+
+/** Sums `c` key deltas from `from`; returns the last key (the first one in scanFirstKey). */
+function scanKeys(r: ByteReader, from: number, c: number): number {
+  let k = from + r.varint('digest mean delta');
+  scanFirstKey = k;
+  for (let i = 1; i < c; i++) k += r.varint('digest mean delta');
+  return k;
+}
+
+function scanFeature(r: ByteReader): FeatureView {
+  let name: string | undefined;
+  let kind: FeatureKind | undefined;
+  let counts = false;
+  let count = 0;
+  let missing = 0;
+  let nan = 0;
+  let posInf = 0;
+  let negInf = 0;
+  let moments = false;
+  let mean = 0;
+  let m2 = 0;
+  let sum = 0;
+  let digestStart = -1;
+  let digestEnd = -1;
+  let compression = 0;
+  let digestTotal = 0;
+  let min = NaN;
+  let max = NaN;
+  let classes: ClassCounts | null = null;
+  let labels: TopK | null = null;
+  r.fields('feature', NONE, (tag, f) => {
+    switch (tag) {
+      case FeatureTag.Name:
+        name = f.string('feature name', MAX_NAME_BYTES, f.remaining);
+        break;
+      case FeatureTag.Kind: {
+        const k = f.byte('feature kind');
+        if (k >= KINDS.length) f.fail(`unknown feature kind ${k}`);
+        kind = KINDS[k];
+        break;
+      }
+      case FeatureTag.Counts:
+        count = f.varint('count');
+        missing = f.varint('missing');
+        nan = f.varint('NaN count');
+        posInf = f.varint('+Infinity count');
+        negInf = f.varint('-Infinity count');
+        counts = true;
+        break;
+      case FeatureTag.Moments:
+        mean = f.finite('mean');
+        m2 = f.finite('M2');
+        sum = f.finite('sum');
+        moments = true;
+        break;
+      case FeatureTag.Digest:
+        digestStart = f.pos;
+        scanDigestBody(f);
+        digestEnd = f.pos;
+        compression = digestScan.compression;
+        digestTotal = digestScan.total;
+        min = digestScan.min;
+        max = digestScan.max;
+        break;
+      case FeatureTag.Classes:
+        classes = readClasses(f);
+        break;
+      case FeatureTag.Labels:
+        labels = readLabels(f);
+        break;
+      default:
+        f.pos = f.end;
+    }
+  });
+  if (name === undefined || kind === undefined || !counts) r.fail('feature needs a name, a kind and counts');
+  // What FeatureProfile's constructor and fromParts check, in the same arithmetic.
+  const bad = (why: string): never => r.fail(`invalid feature ${name}: feature ${name}: ${why}`);
+  if (name.length === 0 || name.length > MAX_FEATURE_NAME) r.fail(`invalid feature ${name}: a feature name must be a string of 1 to ${MAX_FEATURE_NAME} characters`);
+  if (kind === 'classes' && classes === null) bad("kind 'classes' needs the class labels");
+  const observed = count - missing - nan - posInf - negInf;
+  if (observed < 0) bad(`missing, NaN and infinite counts exceed the count ${count}`);
+  if (kind === 'numeric') {
+    if (digestStart < 0 || !moments) bad('numeric without digest or moments');
+    if (digestTotal !== observed) bad(`digest holds ${digestTotal} values, counts say ${observed}`);
+    if (!(m2 >= 0 && Number.isFinite(m2))) bad('moments must be finite with M2 >= 0');
+    if (observed === 0 && (mean !== 0 || m2 !== 0 || sum !== 0)) bad('moments of no values must be zero');
+  } else if (kind === 'classes') {
+    if (classes!.total !== observed) bad(`class counts total ${classes!.total}, counts say ${observed}`);
+  } else {
+    const t = labels as TopK | null;
+    if (t === null) bad('no label counts');
+    if (t!.total !== observed) bad(`label counts total ${t!.total}, counts say ${observed}`);
+  }
+  if (kind !== 'numeric') {
+    // Read and checked, but a categorical feature keeps no moments or digest.
+    digestStart = -1;
+    digestEnd = -1;
+  }
+  return {
+    name, kind, count, missing, nan, posInf, negInf, mean, m2, sum, digestStart, digestEnd, compression, digestTotal, min, max,
+    classes: kind === 'classes' ? classes : null,
+    labels: kind === 'labels' ? labels : null,
+  };
+}
+
+function scanWindow(r: ByteReader): WindowView {
+  let start: number | undefined;
+  let length: number | undefined;
+  let segment: Record<string, string> = {};
+  let predictions = 0;
+  const inputs: FeatureView[] = [];
+  const outputs: FeatureView[] = [];
+  let latency: FeatureView | undefined;
+  const events = new Map<string, number>();
+  r.fields('window', WINDOW_REPEATABLE, (tag, f) => {
+    switch (tag) {
+      case WindowTag.Start:
+        start = f.varint('window start');
+        break;
+      case WindowTag.Length:
+        length = f.varint('window length');
+        break;
+      case WindowTag.Segment:
+        segment = readSegment(f);
+        break;
+      case WindowTag.Predictions:
+        predictions = f.varint('predictions');
+        break;
+      case WindowTag.Input:
+      case WindowTag.Output:
+        if (inputs.length + outputs.length >= MAX_FEATURES) f.fail(`more than ${MAX_FEATURES} features in one window`);
+        (tag === WindowTag.Input ? inputs : outputs).push(scanFeature(f));
+        break;
+      case WindowTag.Latency:
+        latency = scanFeature(f);
+        if (latency.kind !== 'numeric') f.fail('latency must be a numeric feature');
+        break;
+      case WindowTag.Events:
+        readEvents(f, events);
+        break;
+      default:
+        f.pos = f.end;
+    }
+  });
+  if (start === undefined || length === undefined) r.fail('window has no start or length');
+  if (latency === undefined) r.fail('window has no latency profile');
+  // The window's own checks (aligned start, length, segment labels) and its canonical segment.
+  const frame = checked(r, 'invalid window', () => new WindowProfile(start!, length!, segment));
+  for (const list of [inputs, outputs]) {
+    if (list.length < 2) continue;
+    const names = new Set<string>();
+    for (const feature of list) {
+      if (names.has(feature.name)) r.fail(`feature ${feature.name} appears twice`);
+      names.add(feature.name);
+    }
+  }
+  return { start, length, segment: frame.segment, segmentKey: frame.segmentKey, predictions, inputs, outputs, latency, events };
+}
+
+/**
+ * Checks a batch as decodeBatch does and returns its view, or throws CodecError. The message
+ * may differ from decodeBatch's; readBatchView gives decodeBatch's own.
+ */
+export function scanBatch(bytes: Uint8Array): BatchView {
+  if (!(bytes instanceof Uint8Array)) throw new CodecError('scanBatch() takes a Uint8Array');
+  const r: ByteReader = new ByteReader(bytes);
+  readHeader(r, KIND_BATCH);
+  let agentId: string | undefined;
+  let sequence: number | undefined;
+  let sentAt: number | undefined;
+  const windows: WindowView[] = [];
+  let seenWindows: Set<string> | null = null;
+  r.fields('batch', BATCH_REPEATABLE, (tag, f) => {
+    switch (tag) {
+      case BatchTag.AgentId:
+        agentId = f.string('agent id', MAX_AGENT_ID_BYTES, f.remaining);
+        if (agentId.length === 0) f.fail('agent id is empty');
+        break;
+      case BatchTag.Sequence:
+        sequence = f.varint('sequence');
+        break;
+      case BatchTag.SentAt:
+        sentAt = f.varint('sent at');
+        break;
+      case BatchTag.Window: {
+        if (windows.length >= MAX_WINDOWS_PER_BATCH) f.fail(`more than ${MAX_WINDOWS_PER_BATCH} windows in one batch`);
+        const win = scanWindow(f);
+        const key = `${win.start}/${win.length}/${win.segmentKey}`;
+        seenWindows ??= new Set();
+        if (seenWindows.has(key)) f.fail(`window ${key} appears twice in one batch`);
+        seenWindows.add(key);
+        windows.push(win);
+        break;
+      }
+      default:
+        f.pos = f.end;
+    }
+  });
+  if (agentId === undefined) r.fail('batch has no agent id');
+  if (sequence === undefined) r.fail('batch has no sequence number');
+  if (sentAt === undefined) r.fail('batch has no send time');
+  return { bytes, agentId, sequence, sentAt, windows };
+}
+
+/**
+ * scanBatch, with decodeBatch's verdict and message on a rejection: a rejected batch is decoded
+ * in full (rare, and what every batch cost before), so the sender reads the codec's own words.
+ * Should the two ever disagree, decodeBatch's acceptance wins: the batch is re-encoded from
+ * its decoded form and that is scanned.
+ */
+export function readBatchView(bytes: Uint8Array): BatchView {
+  try {
+    return scanBatch(bytes);
+  } catch (e) {
+    if (!(e instanceof CodecError)) throw e;
+    const batch = decodeBatch(bytes); // throws the codec's own CodecError
+    return scanBatch(encodeBatch(batch));
+  }
+}
+
+/** Whether every feature of `view` can merge into `into` (same kinds, classes, capacities). */
+export function viewCompatible(into: WindowProfile, view: WindowView): boolean {
+  if (view.latency.name !== into.latency.name) return false;
+  for (const [map, list] of [[into.inputs, view.inputs], [into.outputs, view.outputs]] as const) {
+    for (const fv of list) {
+      const mine = map.get(fv.name);
+      if (mine === undefined) continue;
+      if (mine.kind !== fv.kind) return false;
+      if (mine.classes !== null && !sameLabels(mine.classes.labels, fv.classes!.labels)) return false;
+      if (mine.labels !== null && mine.labels.capacity !== fv.labels!.capacity) return false;
+    }
+  }
+  return true;
+}
+
+function sameLabels(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Folds a window of a scanned batch into `into` (same window and segment, viewCompatible), as
+ * `into.merge(decoded window)` would: digests straight from the batch's bytes. The view and its
+ * bytes are only read.
+ */
+export function mergeWindowView(
+  into: WindowProfile,
+  view: WindowView,
+  bytes: Uint8Array,
+  /** Makes the empty profile for a feature `into` lacks (default: a new FeatureProfile). */
+  make: (fv: FeatureView) => FeatureProfile = newFeature,
+): WindowProfile {
+  if (into.start !== view.start || into.length !== view.length || into.segmentKey !== view.segmentKey) {
+    throw new CodecError(`cannot merge window ${view.start}+${view.length} ${view.segmentKey} into ${into.start}+${into.length} ${into.segmentKey}`);
+  }
+  if (!viewCompatible(into, view)) throw new CodecError('a feature differs in kind or classes between the two windows');
+  into.predictions += view.predictions;
+  for (const fv of view.inputs) mergeFeatureView(featureFor(into.inputs, fv, make), fv, bytes);
+  for (const fv of view.outputs) mergeFeatureView(featureFor(into.outputs, fv, make), fv, bytes);
+  mergeFeatureView(into.latency, view.latency, bytes);
+  for (const [name, c] of view.events) into.events.set(name, (into.events.get(name) ?? 0) + c);
+  return into;
+}
+
+function featureFor(map: Map<string, FeatureProfile>, fv: FeatureView, make: (fv: FeatureView) => FeatureProfile): FeatureProfile {
+  let f = map.get(fv.name);
+  if (f === undefined) {
+    f = make(fv);
+    map.set(fv.name, f);
+  }
+  return f;
+}
+
+/**
+ * An empty window for `view` to merge into: same start, length and segment, and a latency
+ * profile shaped after the view's (as the first decoded window of a merge would have had).
+ */
+export function emptyWindowFor(view: WindowView, make: (fv: FeatureView) => FeatureProfile = newFeature): WindowProfile {
+  const window = new WindowProfile(view.start, view.length, { ...view.segment });
+  (window as { latency: FeatureProfile }).latency = make(view.latency);
+  return window;
+}
+
+/** An empty profile of the feature a view describes (name, kind, compression, classes, capacity). */
+export function newFeature(fv: FeatureView): FeatureProfile {
+  return new FeatureProfile(fv.name, fv.kind, {
+    compression: fv.kind === 'numeric' ? fv.compression : undefined,
+    classes: fv.classes?.labels,
+    capacity: fv.labels?.capacity,
+  });
+}
+
+function mergeFeatureView(f: FeatureProfile, fv: FeatureView, bytes: Uint8Array): void {
+  f.count += fv.count;
+  f.missing += fv.missing;
+  f.nan += fv.nan;
+  f.posInf += fv.posInf;
+  f.negInf += fv.negInf;
+  if (f.digest !== null) {
+    const observed = fv.digestTotal;
+    f.moments!.mergeParts(observed, fv.mean, fv.m2, fv.sum, observed ? fv.min : Infinity, observed ? fv.max : -Infinity);
+    if (observed > 0) mergeDigestBody(f.digest, bytes, fv.digestStart, fv.digestEnd);
+  }
+  if (f.classes !== null) f.classes.merge(fv.classes!);
+  if (f.labels !== null) f.labels.merge(fv.labels!);
+}
+
+/** mergeEncodedDigest for a digest body inside a larger message (no header). */
+export function mergeDigestBody(into: TDigest, bytes: Uint8Array, start: number, end: number): TDigest {
+  const r: ByteReader = new ByteReader(bytes, start, end);
+  const parts = readDigestParts(r, true);
+  r.done('digest');
+  if (parts.total + into.count > Number.MAX_SAFE_INTEGER) r.fail('merged total weight would pass 2^53');
+  into.appendDecoded(parts.means, parts.weights, parts.pure, parts.length, parts.min, parts.max, parts.total);
+  return into;
 }

@@ -7,6 +7,60 @@ export type SqlValue = string | number | boolean | null | Uint8Array | string[] 
 export interface Queryable {
   /** Runs one statement with $1… parameters; rows come back as plain objects. */
   query<Row = Record<string, unknown>>(sql: string, params?: SqlValue[]): Promise<Row[]>;
+  /**
+   * Runs `COPY … FROM STDIN (FORMAT binary)`-style input: `sql` is the COPY statement without
+   * its source, `data` the binary COPY stream (see copyBinary). Only where it is cheaper than
+   * INSERT (PGlite: half the time for ~100 KB of profiles); absent elsewhere.
+   */
+  copyBinary?(sql: string, data: Uint8Array): Promise<void>;
+}
+
+/** A column value for a binary COPY stream. */
+export type CopyValue = { text: string } | { int8: number } | { int4: number } | { bytea: Uint8Array };
+
+/** The binary COPY format (PostgreSQL docs, "COPY", binary format): header, rows, trailer. */
+export function copyBinary(rows: CopyValue[][]): Uint8Array {
+  let size = 19 + 2;
+  const texts: Array<Buffer | null> = [];
+  for (const row of rows) {
+    size += 2;
+    for (const v of row) {
+      if ('text' in v) {
+        const b = Buffer.from(v.text, 'utf8');
+        texts.push(b);
+        size += 4 + b.length;
+      } else {
+        texts.push(null);
+        size += 4 + ('int8' in v ? 8 : 'int4' in v ? 4 : v.bytea.length);
+      }
+    }
+  }
+  const out = Buffer.alloc(size);
+  out.write('PGCOPY\n\xff\r\n\0', 0, 'latin1'); // signature; then flags and extension length, zero
+  let at = 19;
+  let t = 0;
+  for (const row of rows) {
+    at = out.writeInt16BE(row.length, at);
+    for (const v of row) {
+      const text = texts[t++];
+      if (text !== null) {
+        at = out.writeInt32BE(text.length, at);
+        at += text.copy(out, at);
+      } else if ('int8' in v) {
+        at = out.writeInt32BE(8, at);
+        at = out.writeBigInt64BE(BigInt(v.int8), at);
+      } else if ('int4' in v) {
+        at = out.writeInt32BE(4, at);
+        at = out.writeInt32BE(v.int4, at);
+      } else if ('bytea' in v) {
+        at = out.writeInt32BE(v.bytea.length, at);
+        out.set(v.bytea, at);
+        at += v.bytea.length;
+      }
+    }
+  }
+  out.writeInt16BE(-1, at);
+  return out;
 }
 
 export interface Database extends Queryable {

@@ -16,6 +16,10 @@ export async function openPglite(dataDir?: string): Promise<Database> {
       const result = await q.query<Row>(sql, params);
       return result.rows;
     },
+    // PGlite reads COPY input from a Blob at /dev/blob: bytea as bytes, no hex text to parse.
+    async copyBinary(sql: string, data: Uint8Array) {
+      await q.query(`${sql} from '/dev/blob' with (format binary)`, [], { blob: new Blob([data as Uint8Array<ArrayBuffer>]) });
+    },
   });
   const root = wrap(db);
   return {
