@@ -351,6 +351,11 @@ async function main(): Promise<void> {
   for (const a of falseAlerts.slice(0, 10)) console.log(`  false: ${a.model} ${a.key} — ${a.summary}`);
   console.log(`bytes: ${stats.bodies} bodies, ${(stats.bodyBytes / 1e6).toFixed(2)} MB sent (gzip; ${(stats.rawBytes / 1e6).toFixed(2)} MB before) for ${stats.predictions} predictions = ${(stats.bodyBytes / stats.predictions).toFixed(1)} B per prediction; as JSON log lines ${(stats.jsonBytes / stats.predictions).toFixed(0)} B → ${(stats.jsonBytes / stats.bodyBytes).toFixed(1)}× fewer bytes (failed sends: ${stats.failures}, refused: ${stats.refused})`);
 
+  const metrics = await (await fetch(`${collector.url}/metrics`)).text();
+  console.log('collector metrics at the end:');
+  for (const line of metrics.split('\n')) {
+    if (/^sketchwatch_(detector|ingest_batches_total|ingest_flush|ingest_pending|store_partial_rows|ingest_rejects)/.test(line)) console.log(`  ${line}`);
+  }
   collector.process.kill('SIGTERM');
   sink.close();
   httpAgent.destroy();
