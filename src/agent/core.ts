@@ -197,20 +197,24 @@ export class AgentCore {
     return this.serial(async () => {
       if (!this.profiler.dirty) return;
       const windows = this.profiler.take();
+      // `unsaved` counts down only once the transaction has committed: until then a closed
+      // tab would lose these predictions, and status() must say so.
       const n = this.unsaved;
-      this.unsaved = 0;
+      let saved = false;
       try {
         await this.store.checkpoint(windows);
+        saved = true;
       } catch (e) {
         if (e instanceof StoreError) await this.fallBackToMemory(e);
         try {
           await this.store.checkpoint(windows);
+          saved = true;
         } catch (again) {
           this.profiler.restore(windows);
-          this.unsaved += n;
           this.warn('checkpoint', `checkpoint failed: ${(again as Error).message}`);
         }
       }
+      if (saved) this.unsaved -= n;
     });
   }
 
