@@ -202,7 +202,7 @@ export class Connection {
     this.beacon(this.head);
     this.call('lifecycle', (r) => r.lifecycle('hidden'))
       .then((h) => {
-        if (h !== null && document.visibilityState === 'hidden') this.beacon({ sequence: -1, ...h });
+        if (h !== null && document.visibilityState === 'hidden') this.beacon(h);
       })
       .catch(() => {});
   }
@@ -213,7 +213,7 @@ export class Connection {
    */
   private beacon(head: Head): void {
     if (head === null || typeof navigator.sendBeacon !== 'function') return;
-    if (head.sequence !== -1 && head.sequence === this.beaconed) return;
+    if (head.sequence === this.beaconed) return;
     try {
       if (navigator.sendBeacon(head.url, head.body as BufferSource)) this.beaconed = head.sequence;
     } catch {

@@ -293,38 +293,37 @@ export function wrap<M extends object>(model: M, options: WrapOptions): M & { sk
   };
 
   const wrapped = new Map<PropertyKey, unknown>();
-  const sync = (name: 'predict' | 'execute') => (...args: unknown[]) => {
-    const f = (model as Record<string, (...a: unknown[]) => unknown>)[name];
-    const t0 = performance.now();
-    let result: unknown;
+  /** After a call: the failure counted, or the result captured; never an error into the page. */
+  const settle = (args: unknown[], t0: number, ok: boolean, result: unknown): void => {
     try {
-      result = f.apply(model, args);
-    } catch (e) {
-      failed();
-      throw e;
-    }
-    try {
-      capture(args, result, performance.now() - t0);
+      if (ok) capture(args, result, performance.now() - t0);
+      else failed();
     } catch {
       /* never into the page */
     }
+  };
+  const sync = (name: 'predict' | 'execute') => (...args: unknown[]) => {
+    const t0 = performance.now();
+    let result: unknown;
+    try {
+      result = (model as Record<string, (...a: unknown[]) => unknown>)[name].apply(model, args);
+    } catch (e) {
+      settle(args, t0, false, undefined);
+      throw e;
+    }
+    settle(args, t0, true, result);
     return result;
   };
   const asyncCall = (name: 'executeAsync') => async (...args: unknown[]) => {
-    const f = (model as Record<string, (...a: unknown[]) => Promise<unknown>>)[name];
     const t0 = performance.now();
     let result: unknown;
     try {
-      result = await f.apply(model, args);
+      result = await (model as Record<string, (...a: unknown[]) => Promise<unknown>>)[name].apply(model, args);
     } catch (e) {
-      failed();
+      settle(args, t0, false, undefined);
       throw e;
     }
-    try {
-      capture(args, result, performance.now() - t0);
-    } catch {
-      /* never into the page */
-    }
+    settle(args, t0, true, result);
     return result;
   };
   if (typeof (model as ModelLike).predict === 'function') wrapped.set('predict', sync('predict'));

@@ -75,10 +75,9 @@ const api = {
     c.recordError(time);
   },
 
-  async lifecycle(state: Lifecycle): Promise<{ url: string; body: Uint8Array } | null> {
+  async lifecycle(state: Lifecycle): Promise<{ sequence: number; url: string; body: Uint8Array } | null> {
     await starting;
-    const head = await ready().lifecycle(state);
-    return head === null ? null : { url: head.url, body: head.body };
+    return ready().lifecycle(state);
   },
 
   async flush(): Promise<AgentStatus> {
