@@ -93,16 +93,34 @@ export async function loadWindows(db: Queryable, q: WindowQuery): Promise<Window
   sql += ' order by window_start, id';
   const rows = await db.query<{ segment: string; window_start: unknown; window_length: unknown; profile: unknown }>(sql, params);
   const merged = new Map<string, WindowProfile>();
-  for (const r of rows) {
-    const [w] = decodeBatch(toBytes(r.profile)).windows;
-    const start = toNumber(r.window_start);
-    const key = `${start}/${toNumber(r.window_length)}`;
+  const windows = rows.map((r) => decodeBatch(toBytes(r.profile)).windows[0]);
+  // PostgreSQL: batches other replicas acknowledged and have not folded yet (Ingestor.ts).
+  if ((db as Partial<Database>).kind === 'postgres') windows.push(...(await inboxWindows(db, q)));
+  for (const w of windows) {
+    const key = `${w.start}/${w.length}`;
     const target = q.segment ? w : w.segmentKey === JSON.stringify({ model: q.model }) ? w : w.reframed({ segment: { model: q.model } });
     const have = merged.get(key);
     if (have) have.merge(target);
     else merged.set(key, target);
   }
   return [...merged.values()].sort((a, b) => a.start - b.start);
+}
+
+/** The inbox rows of a window query, as windows placed where the collector put them. */
+async function inboxWindows(db: Queryable, q: WindowQuery): Promise<WindowProfile[]> {
+  const params: Array<string | number> = [q.project, q.model, q.from, q.to];
+  let sql = `select part, window_start, batch from inbox
+              where project = $1 and model = $2 and window_start >= $3 and window_start < $4`;
+  if (q.segment) {
+    params.push(new WindowProfile(0, 60_000, q.segment).segmentKey);
+    sql += ' and segment = $5';
+  }
+  const rows = await db.query<{ part: number; window_start: unknown; batch: unknown }>(`${sql} order by id`, params);
+  return rows.map((r) => {
+    const w = decodeBatch(toBytes(r.batch)).windows[r.part];
+    const start = toNumber(r.window_start);
+    return w.start === start ? w : w.reframed({ start });
+  });
 }
 
 interface PartialKey {

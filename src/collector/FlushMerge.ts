@@ -1,16 +1,22 @@
 import type { FeatureProfile, WindowProfile } from '../sketch/index.js';
-import { emptyWindowFor, mergeWindowView, newFeature, viewCompatible, type FeatureView, type WindowView } from '../sketch/codec.js';
+import { emptyWindowFor, mergeWindowView, newFeature, type FeatureView, type WindowView } from '../sketch/codec.js';
 
 /**
- * What one group commit merges: the windows of its applied batches, folded per (project, model,
- * segment, window) into one WindowProfile each, straight from the batches' bytes.
+ * What one checkpoint writes: the windows of the batches acknowledged since the last one,
+ * folded per (project, model, segment, window) into one WindowProfile each, straight from the
+ * batches' bytes.
+ *
+ * A batch is admitted in two steps: `reserve` decides (before the batch is made durable) that
+ * its features can merge with everything admitted so far — same kind, same classes, same
+ * capacity per feature name — and records their shapes; `merge` folds it in once it is durable.
+ * A batch refused by `reserve` leaves nothing behind.
  *
  * The feature profiles it merges into are reused from commit to commit (cleared, with their
  * digests' arrays): a commit of 60 batches of 40 features otherwise grows and drops a few
  * hundred digest buffers, which measured a fifth of the merge's time. Features come back to the
  * pool only through `release`, after the commit has encoded them.
  *
- * Must: merge a batch all or nothing (`canMerge` first); hand out only empty profiles.
+ * Must: merge only batches `reserve` admitted; hand out only empty profiles.
  */
 export interface MergedWindow {
   project: string;
@@ -25,22 +31,46 @@ const MAX_SHAPES = 8192;
 export class FlushMerge {
   private readonly groups = new Map<string, MergedWindow>();
   private readonly spare = new Map<string, FeatureProfile[]>();
+  /** Per group: feature ('i' / 'o' + name, or 'L' for latency) → what must match to merge. */
+  private readonly shapes = new Map<string, Map<string, string>>();
   private readonly make = (fv: FeatureView): FeatureProfile => this.take(fv);
+  /** Batches merged since the last release. */
+  batches = 0;
 
   get size(): number {
     return this.groups.size;
   }
 
-  /** Whether every window of a batch can merge with what this commit holds already. */
-  canMerge(project: string, windows: readonly WindowView[]): boolean {
-    for (const w of windows) {
-      const group = this.groups.get(groupKey(project, w));
-      if (group && !viewCompatible(group.window, w)) return false;
+  /**
+   * Admits a batch's windows if every feature agrees with the shapes admitted so far (and
+   * records its own); false, with nothing recorded, if one does not.
+   */
+  reserve(project: string, windows: readonly WindowView[]): boolean {
+    for (let pass = 0; pass < 2; pass++) {
+      for (const w of windows) {
+        const key = groupKey(project, w);
+        let shapes = this.shapes.get(key);
+        if (shapes === undefined) {
+          if (pass === 0) continue;
+          this.shapes.set(key, (shapes = new Map()));
+        }
+        const check = (feature: string, shape: string): boolean => {
+          const have = shapes.get(feature);
+          if (have === undefined) {
+            if (pass === 1) shapes.set(feature, shape);
+            return true;
+          }
+          return have === shape;
+        };
+        if (!check('L', w.latency.name)) return false;
+        for (const fv of w.inputs) if (!check(`i${fv.name}`, compatKey(fv))) return false;
+        for (const fv of w.outputs) if (!check(`o${fv.name}`, compatKey(fv))) return false;
+      }
     }
     return true;
   }
 
-  /** Folds a window in (after canMerge said yes for its batch). */
+  /** Folds a window in (after `reserve` admitted its batch). */
   merge(project: string, w: WindowView, bytes: Uint8Array): void {
     const key = groupKey(project, w);
     let group = this.groups.get(key);
@@ -50,6 +80,12 @@ export class FlushMerge {
       this.groups.set(key, group);
     }
     mergeWindowView(group.window, w, bytes, this.make);
+  }
+
+  /** Folds in every window of an admitted batch. */
+  mergeBatch(project: string, windows: readonly WindowView[], bytes: Uint8Array): void {
+    for (const w of windows) this.merge(project, w, bytes);
+    this.batches++;
   }
 
   windows(): MergedWindow[] {
@@ -65,6 +101,8 @@ export class FlushMerge {
       this.give(window.latency);
     }
     this.groups.clear();
+    this.shapes.clear();
+    this.batches = 0;
   }
 
   private take(fv: FeatureView): FeatureProfile {
@@ -83,6 +121,13 @@ export class FlushMerge {
 
 function groupKey(project: string, w: WindowView): string {
   return `${project}\u0000${w.segment.model}\u0000${w.segmentKey}\u0000${w.start}\u0000${w.length}`;
+}
+
+/** What two features of one name must share to merge (compression may differ). */
+function compatKey(fv: FeatureView): string {
+  if (fv.kind === 'numeric') return 'n';
+  if (fv.kind === 'classes') return `c\u0000${fv.classes!.labels.join('\u0000')}`;
+  return `l\u0000${fv.labels!.capacity}`;
 }
 
 /** Profiles of the same shape are interchangeable once cleared. */

@@ -1,24 +1,36 @@
 import { encodeBatch, type WindowProfile } from '../sketch/index.js';
-import type { BatchView } from '../sketch/codec.js';
+import { scanBatch, type BatchView } from '../sketch/codec.js';
 import { FlushMerge } from './FlushMerge.js';
-import { copyBinary, type Database, type Queryable, type SqlValue } from './store/Database.js';
+import { Journal, type JournalRecord } from './Journal.js';
+import { copyBinary, toBytes, toNumber, type Database, type Queryable, type SqlValue } from './store/Database.js';
 import type { Metrics } from './metrics.js';
 
 /**
- * Group commit of accepted batches.
+ * Ingest: makes accepted batches durable, acknowledges them, and folds them into partial rows.
  *
  * A request hands its checked batch (a BatchView: digests still bytes) to `submit` and waits.
- * Every `flushIntervalMs` (or sooner when `maxPending` batches wait) one transaction: locks the
- * dedupe rows of the batches' agents in a fixed order, skips every (agent, sequence) already
- * applied — by this replica, another replica, or earlier in the same flush — merges the rest
- * per (project, model, segment, window) straight from their bytes (FlushMerge), appends one
- * partial row per key, and writes the agents' new dedupe state. A batch whose features cannot
- * merge with another of the same commit (a feature's kind or classes differ) is refused alone. Only after COMMIT
- * are the waiting requests answered. A crash before then loses only unanswered batches, which
- * the agents resend; a batch is therefore applied exactly once.
+ * Batches are made durable in groups (group commit, one at a time): dedupe by (agent, sequence),
+ * a shape check against the batches the current fold holds (`FlushMerge.reserve`), then
+ *  - embedded store: one append + fdatasync of the group to the journal (Journal.ts); the dedupe
+ *    state lives in memory (one process owns the store) and goes to the store at checkpoints;
+ *  - PostgreSQL: one transaction that locks the agents' dedupe rows in a fixed order, appends
+ *    the batches to `inbox` (one row per batch window, raw bytes) and saves the dedupe rows;
+ * and only then are the requests answered and the batches merged into the in-memory fold.
  *
- * Must: never answer before the commit that holds the batch; never apply a sequence twice;
- * lock agent rows in one global order (replicas must not deadlock).
+ * Every `checkpointMs` (and before every read: `sync`) the fold is swapped for an empty one and
+ * written in one transaction as one partial row per (project, model, segment, window), together
+ * with — embedded — the dedupe state and the journal position it covers, or — PostgreSQL — the
+ * deletion of the inbox rows it folded. Merging and encoding thus cost once per checkpoint per
+ * window, not once per batch, and the store sees a few rows a second, not one per beacon.
+ *
+ * Crash safety: embedded, the journal segments after the last checkpoint are replayed on start;
+ * PostgreSQL, inbox rows left by a replica that died are folded by any replica once they are
+ * `orphanAfterMs` old (reads include inbox rows meanwhile, so counts stay exact). A replica's
+ * checkpoint deletes exactly the inbox rows it folded and fails (then refolds from the rows that
+ * remain) if another replica took some: no row is counted twice.
+ *
+ * Must: never answer before the batch is durable; never apply a sequence twice; lock agent rows
+ * in one global order (replicas must not deadlock); swap folds only between group commits.
  */
 export interface IngestOutcome {
   status: 'applied' | 'duplicate';
@@ -30,6 +42,12 @@ export interface IngestorOptions {
   maxPending?: number;
   /** How far below an agent's highest applied sequence a late sequence is still told apart. */
   dedupeWindow?: number;
+  /** How often the fold is written to the store (reads and close write it at once). */
+  checkpointMs?: number;
+  /** Embedded store: the journal's directory (absent: in memory, nothing survives the process). */
+  journalDir?: string;
+  /** PostgreSQL: inbox rows older than this are folded by whichever replica finds them. */
+  orphanAfterMs?: number;
 }
 
 interface Pending {
@@ -39,50 +57,111 @@ interface Pending {
   reject(error: Error): void;
 }
 
+/**
+ * Dedupe state of one agent: every sequence ≤ done counts as applied (a contiguous run, or
+ * given up on once it falls dedupeWindow below the highest), plus the applied ones above it.
+ * Agents send in order, so `above` is almost always empty.
+ */
 interface AgentState {
   project: string;
   agentId: string;
+  done: number;
+  above: Set<number>;
   highWater: number;
-  seen: Set<number>;
   applied: number;
-  changed: boolean;
+}
+
+interface AgentRow {
+  project: string;
+  agentId: string;
+  done: number;
+  highWater: number;
+  seen: number[];
+  applied: number;
+}
+
+/** A fold swapped out of ingest, waiting to be written. */
+interface Generation {
+  merge: FlushMerge;
+  /** Embedded: the journal segment holding its batches (-1: no journal). */
+  segment: number;
+  /** PostgreSQL: the inbox rows it folded. */
+  inboxIds: number[];
+  /** Embedded: dedupe state of the agents it changed, as of the swap. */
+  agents: AgentRow[];
 }
 
 export const DEFAULT_DEDUPE_WINDOW = 4096;
+/** Agents the embedded store's cache holds before it drops the idle ones. */
+const MAX_CACHED_AGENTS = 100_000;
+/** Inbox rows one sweep transaction folds. */
+const SWEEP_ROWS = 256;
 
 /** A batch refused at commit because it cannot merge with the others (not acknowledged). */
 export class MergeConflictError extends Error {
   override name = 'MergeConflictError';
 }
 
+/** Another replica folded inbox rows this one meant to fold (the checkpoint is redone). */
+class InboxRaceError extends Error {}
+
 export class Ingestor {
   private pending: Pending[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
-  private flushing: Promise<void> = Promise.resolve();
+  private chain: Promise<unknown> = Promise.resolve();
+  private busy = false;
   private closed = false;
   private readonly flushIntervalMs: number;
   private readonly maxPending: number;
   private readonly dedupeWindow: number;
-  /** Flushes run one at a time, so one merge (and its pool of profiles) serves them all. */
-  private readonly merge = new FlushMerge();
-  /**
-   * The embedded store has one connection in one process: no other writer can change an agent's
-   * dedupe row, so its committed state is kept here and neither re-read nor locked per commit
-   * (two of a commit's four statements, ~0.1 ms per batch). Entries are updated in place during
-   * a commit; a failed commit empties the cache, so nothing uncommitted is ever trusted.
-   * PostgreSQL (replicas) always reads and locks the rows.
-   */
-  private readonly agentCache: Map<string, AgentState> | null;
+  private readonly checkpointMs: number;
+  private readonly orphanAfterMs: number;
+  private readonly embedded: boolean;
+  private journal: Journal | null = null;
+  /** The fold ingest merges into, and the state that goes with it. */
+  private fold = new FlushMerge();
+  private inboxIds: number[] = [];
+  private readonly dirty = new Set<AgentState>();
+  private readonly spareFolds: FlushMerge[] = [];
+  private readonly unwritten: Generation[] = [];
+  private checkpointQueued: Promise<void> | null = null;
+  private checkpointTail: Promise<void> = Promise.resolve();
+  private checkpointTimer: ReturnType<typeof setInterval> | null = null;
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  /** Embedded: every agent's dedupe state, authoritative (the store lags by a checkpoint). */
+  private readonly agents = new Map<string, AgentState>();
 
   constructor(
     private readonly db: Database,
     private readonly metrics: Metrics,
-    options: IngestorOptions = {},
+    private readonly options: IngestorOptions = {},
   ) {
     this.flushIntervalMs = options.flushIntervalMs ?? 20;
     this.maxPending = options.maxPending ?? 1000;
     this.dedupeWindow = options.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW;
-    this.agentCache = db.kind === 'pglite' ? new Map() : null;
+    this.checkpointMs = options.checkpointMs ?? 500;
+    this.orphanAfterMs = options.orphanAfterMs ?? 30_000;
+    this.embedded = db.kind === 'pglite';
+  }
+
+  /**
+   * Replays the journal (embedded store) into the store, then starts the checkpoint timer (and,
+   * on PostgreSQL, the sweep of orphaned inbox rows). Call before the first submit.
+   */
+  async open(): Promise<void> {
+    if (this.embedded && this.options.journalDir) await this.replay(this.options.journalDir);
+    this.checkpointTimer = setInterval(() => {
+      if (this.fold.batches > 0 || this.dirty.size > 0 || this.unwritten.length > 0) {
+        this.checkpoint().catch(() => {}); // counted and logged in write()
+      }
+    }, this.checkpointMs);
+    this.checkpointTimer.unref();
+    if (!this.embedded) {
+      this.sweepTimer = setInterval(() => {
+        this.sweep().catch((e: Error) => console.error(`sketchwatch: inbox sweep failed: ${e.message}`));
+      }, Math.max(1_000, this.orphanAfterMs / 3));
+      this.sweepTimer.unref();
+    }
   }
 
   get pendingCount(): number {
@@ -90,11 +169,9 @@ export class Ingestor {
   }
 
   /**
-   * Queues a validated batch; resolves once it is committed (or found to be a duplicate).
+   * Queues a validated batch; resolves once it is durable (or found to be a duplicate).
    * An idle ingestor commits at once; while a commit runs, arrivals gather for the next one —
    * so a quiet collector answers in one commit's time and a busy one commits in large groups.
-   * `flushIntervalMs` bounds how long a batch can wait behind a slow commit before another
-   * is queued anyway.
    */
   submit(project: string, batch: BatchView): Promise<IngestOutcome> {
     if (this.closed) return Promise.reject(new Error('collector is shutting down'));
@@ -105,47 +182,64 @@ export class Ingestor {
     });
   }
 
-  private busy = false;
+  /** Makes every batch acknowledged so far visible to queries (writes the fold now). */
+  sync(): Promise<void> {
+    return this.checkpoint();
+  }
+
+  /** Stops taking batches, commits what is queued, writes the fold. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.flush();
+    try {
+      await this.checkpoint();
+    } finally {
+      await this.journal?.close();
+    }
+  }
+
+  // ---------------------------------------------------------------- group commit
 
   private schedule(delay: number): void {
     if (this.timer !== null && delay > 0) return;
     if (this.timer !== null) clearTimeout(this.timer);
-    // setImmediate-like: requests arriving in the same turn still share the commit.
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.flush();
     }, delay);
   }
 
-  /** Commits everything queued so far. Flushes run one at a time, in order. */
+  /** Runs `work` after every group commit and swap queued before it (they never overlap). */
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(work);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  /** Commits everything queued so far. */
   flush(): Promise<void> {
-    this.flushing = this.flushing.then(async () => {
+    return this.serial(async () => {
       this.busy = true;
       try {
-        await this.flushOnce();
+        await this.commitPending();
       } finally {
         this.busy = false;
         if (this.pending.length > 0) this.schedule(0);
       }
     });
-    return this.flushing;
   }
 
-  /** Stops taking batches and commits what is queued. */
-  async close(): Promise<void> {
-    this.closed = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    await this.flush();
-  }
-
-  private async flushOnce(): Promise<void> {
+  private async commitPending(): Promise<void> {
     const items = this.pending;
     if (items.length === 0) return;
     this.pending = [];
     const started = performance.now();
     try {
-      const outcomes = await this.db.transaction((tx) => this.commit(tx, items));
+      const outcomes = this.embedded ? await this.commitEmbedded(items) : await this.commitPostgres(items);
       let applied = 0;
       let duplicates = 0;
       items.forEach((item, i) => {
@@ -164,48 +258,93 @@ export class Ingestor {
         this.metrics.inc('sketchwatch_ingest_conflicts_total', 'Batches refused at commit: a feature could not merge with another batch of the same window.', {}, items.length - applied - duplicates);
       }
     } catch (e) {
-      this.agentCache?.clear();
       const error = e instanceof Error ? e : new Error(String(e));
       this.metrics.inc('sketchwatch_flush_failures_total', 'Group commits that failed (their batches were not acknowledged).');
       for (const item of items) item.reject(error);
     } finally {
       const seconds = (performance.now() - started) / 1000;
-      this.metrics.observe('sketchwatch_flush_seconds', 'Time to commit one group of batches.', seconds);
+      this.metrics.observe('sketchwatch_flush_seconds', 'Time to make one group of batches durable.', seconds);
     }
   }
 
-  /** One outcome per item; null for a batch refused because it cannot merge (see FlushMerge). */
-  private async commit(tx: Queryable, items: Pending[]): Promise<Array<IngestOutcome | null>> {
-    const states = this.agentCache ? await this.cachedAgents(tx, items, this.agentCache) : await this.lockAgents(tx, items);
-    const merge = this.merge;
-    try {
-      const outcomes: Array<IngestOutcome | null> = [];
-      for (const { project, batch } of items) {
-        const state = states.get(agentKey(project, batch.agentId))!;
-        const sequence = batch.sequence;
-        if (this.alreadyApplied(state, sequence)) {
-          outcomes.push({ status: 'duplicate', sequence });
-          continue;
-        }
-        if (!merge.canMerge(project, batch.windows)) {
-          outcomes.push(null);
-          continue;
-        }
+  /** Embedded store: dedupe in memory, journal append, then merge. */
+  private async commitEmbedded(items: Pending[]): Promise<Array<IngestOutcome | null>> {
+    const states = await this.cachedAgents(items.map((i) => [i.project, i.batch.agentId]));
+    const undo = new Map<AgentState, AgentState>();
+    const accepted: Pending[] = [];
+    const outcomes = this.decide(items, states, accepted, (s) => {
+      if (!undo.has(s)) undo.set(s, { ...s, above: new Set(s.above) });
+    });
+    if (this.journal && accepted.length > 0) {
+      try {
+        await this.journal.append(accepted.map(toRecord));
+      } catch (e) {
+        for (const [s, before] of undo) Object.assign(s, before);
+        throw e;
+      }
+    }
+    for (const s of undo.keys()) this.dirty.add(s);
+    for (const a of accepted) this.fold.mergeBatch(a.project, a.batch.windows, a.batch.bytes);
+    return outcomes;
+  }
+
+  /** PostgreSQL: one transaction (locked dedupe rows, inbox rows), then merge. */
+  private async commitPostgres(items: Pending[]): Promise<Array<IngestOutcome | null>> {
+    const accepted: Pending[] = [];
+    const { outcomes, ids } = await this.db.transaction(async (tx) => {
+      accepted.length = 0;
+      const states = await this.lockAgents(tx, items);
+      const changed = new Set<AgentState>();
+      const outcomes = this.decide(items, states, accepted, (s) => changed.add(s));
+      const ids = await insertInbox(tx, accepted);
+      await saveAgents(tx, [...changed].map(rowOf), false);
+      return { outcomes, ids };
+    });
+    for (const a of accepted) this.fold.mergeBatch(a.project, a.batch.windows, a.batch.bytes);
+    for (const id of ids) this.inboxIds.push(id);
+    return outcomes;
+  }
+
+  /** Outcome per item: duplicate, refused (null: cannot merge), or applied (into `accepted`). */
+  private decide(items: Pending[], states: Map<string, AgentState>, accepted: Pending[], touch: (s: AgentState) => void): Array<IngestOutcome | null> {
+    const outcomes: Array<IngestOutcome | null> = [];
+    for (const item of items) {
+      const { project, batch } = item;
+      const state = states.get(agentKey(project, batch.agentId))!;
+      const sequence = batch.sequence;
+      if (this.alreadyApplied(state, sequence)) {
+        outcomes.push({ status: 'duplicate', sequence });
+      } else if (!this.fold.reserve(project, batch.windows)) {
+        outcomes.push(null);
+      } else {
+        touch(state);
         this.markApplied(state, sequence);
-        for (const w of batch.windows) merge.merge(project, w, batch.bytes);
+        accepted.push(item);
         outcomes.push({ status: 'applied', sequence });
       }
-      await this.appendPartials(tx, merge.windows());
-      const changed = [...states.values()].filter((s) => s.changed);
-      if (this.agentCache) await this.upsertAgents(tx, changed);
-      else await this.saveAgents(tx, changed);
-      return outcomes;
-    } finally {
-      merge.release();
     }
+    return outcomes;
   }
 
-  /** Creates missing agent rows, then locks all of this flush's agents in key order. */
+  private alreadyApplied(state: AgentState, sequence: number): boolean {
+    return sequence <= state.done || state.above.has(sequence);
+  }
+
+  private markApplied(state: AgentState, sequence: number): void {
+    state.applied++;
+    state.above.add(sequence);
+    if (sequence > state.highWater) state.highWater = sequence;
+    // An agent only sends this far behind after thousands of newer batches were acknowledged:
+    // what it still lacks below is gone (its outbox dropped it), and anything older is a replay.
+    const floor = state.highWater - this.dedupeWindow;
+    if (state.done < floor) {
+      state.done = floor;
+      for (const s of state.above) if (s <= floor) state.above.delete(s);
+    }
+    while (state.above.has(state.done + 1)) state.above.delete(++state.done);
+  }
+
+  /** Creates missing agent rows, then locks all of this group's agents in key order. */
   private async lockAgents(tx: Queryable, items: Pending[]): Promise<Map<string, AgentState>> {
     const keys = new Map<string, [string, string]>();
     for (const { project, batch } of items) keys.set(agentKey(project, batch.agentId), [project, batch.agentId]);
@@ -217,8 +356,8 @@ export class Ingestor {
        select * from unnest($1::text[], $2::text[]) on conflict do nothing`,
       [projects, agents],
     );
-    const rows = await tx.query<{ project: string; agent_id: string; high_water: unknown; seen: unknown[]; batches: unknown }>(
-      `select a.project, a.agent_id, a.high_water, a.seen, a.batches
+    const rows = await tx.query<StoredAgent>(
+      `select a.project, a.agent_id, a.high_water, a.done, a.seen, a.batches
          from agents a join unnest($1::text[], $2::text[]) as k(project, agent_id)
            on a.project = k.project and a.agent_id = k.agent_id
         order by a.project, a.agent_id
@@ -226,141 +365,325 @@ export class Ingestor {
       [projects, agents],
     );
     const states = new Map<string, AgentState>();
-    for (const r of rows) states.set(agentKey(r.project, r.agent_id), stateFromRow(r));
+    for (const r of rows) states.set(agentKey(r.project, r.agent_id), this.stateFromRow(r));
     return states;
   }
 
-  /** The embedded store's agents: from the cache, else read once (no lock: one connection). */
-  private async cachedAgents(tx: Queryable, items: Pending[], cache: Map<string, AgentState>): Promise<Map<string, AgentState>> {
+  /** Embedded store: agents from memory, read from the store the first time they are seen. */
+  private async cachedAgents(wanted: Array<[string, string]>): Promise<Map<string, AgentState>> {
     const states = new Map<string, AgentState>();
     const missing = new Map<string, [string, string]>();
-    for (const { project, batch } of items) {
-      const key = agentKey(project, batch.agentId);
-      const cached = cache.get(key);
+    for (const [project, agentId] of wanted) {
+      const key = agentKey(project, agentId);
+      const cached = this.agents.get(key);
       if (cached) states.set(key, cached);
-      else missing.set(key, [project, batch.agentId]);
+      else missing.set(key, [project, agentId]);
     }
     if (missing.size === 0) return states;
-    if (cache.size + missing.size > MAX_CACHED_AGENTS) cache.clear();
+    if (this.agents.size + missing.size > MAX_CACHED_AGENTS) this.evictIdle();
     const list = [...missing.values()];
-    const rows = await tx.query<{ project: string; agent_id: string; high_water: unknown; seen: unknown[]; batches: unknown }>(
-      `select a.project, a.agent_id, a.high_water, a.seen, a.batches
+    const rows = await this.db.query<StoredAgent>(
+      `select a.project, a.agent_id, a.high_water, a.done, a.seen, a.batches
          from agents a join unnest($1::text[], $2::text[]) as k(project, agent_id)
            on a.project = k.project and a.agent_id = k.agent_id`,
       [list.map(([p]) => p), list.map(([, a]) => a)],
     );
-    for (const r of rows) states.set(agentKey(r.project, r.agent_id), stateFromRow(r));
+    for (const r of rows) states.set(agentKey(r.project, r.agent_id), this.stateFromRow(r));
     for (const [key, [project, agentId]] of missing) {
-      let state = states.get(key);
-      if (!state) {
-        state = { project, agentId, highWater: -1, seen: new Set(), applied: 0, changed: false };
-        states.set(key, state);
-      }
-      cache.set(key, state);
+      // A concurrent lookup may have filled it meanwhile: the cached object is the one to keep.
+      let state = this.agents.get(key) ?? states.get(key);
+      state ??= { project, agentId, done: -1, above: new Set(), highWater: -1, applied: 0 };
+      states.set(key, state);
+      this.agents.set(key, state);
     }
     return states;
   }
 
-  private alreadyApplied(state: AgentState, sequence: number): boolean {
-    // Below the window we no longer remember individual sequences: an agent only sends that
-    // far behind after the collector acknowledged thousands of newer batches, so it is a replay.
-    if (sequence <= state.highWater - this.dedupeWindow) return true;
-    return state.seen.has(sequence);
+  /** Drops cached agents whose state the store already holds (none pending a checkpoint). */
+  private evictIdle(): void {
+    const keep = new Set<AgentState>(this.dirty);
+    for (const g of this.unwritten) for (const a of g.agents) keep.add(this.agents.get(agentKey(a.project, a.agentId))!);
+    for (const [key, state] of this.agents) if (!keep.has(state)) this.agents.delete(key);
   }
 
-  private markApplied(state: AgentState, sequence: number): void {
-    state.seen.add(sequence);
-    state.applied++;
-    state.changed = true;
-    if (sequence > state.highWater) {
-      state.highWater = sequence;
-      const floor = sequence - this.dedupeWindow;
-      for (const s of state.seen) if (s <= floor) state.seen.delete(s);
+  private stateFromRow(r: StoredAgent): AgentState {
+    const highWater = toNumber(r.high_water);
+    const seen = (r.seen ?? []).map(Number);
+    // Rows written before `done` existed: everything a dedupe window below the highest counted.
+    const done = r.done === null || r.done === undefined ? Math.max(-1, highWater - this.dedupeWindow) : toNumber(r.done);
+    const state: AgentState = { project: r.project, agentId: r.agent_id, done, above: new Set(seen.filter((s) => s > done)), highWater, applied: toNumber(r.batches) };
+    while (state.above.has(state.done + 1)) state.above.delete(++state.done);
+    return state;
+  }
+
+  // ---------------------------------------------------------------- checkpoints
+
+  /**
+   * Swaps the fold out (between group commits) and writes it, after any fold a failed
+   * checkpoint left. Callers arriving before a queued checkpoint starts share it.
+   */
+  private checkpoint(): Promise<void> {
+    if (this.checkpointQueued) return this.checkpointQueued;
+    const run = this.checkpointTail.then(async () => {
+      this.checkpointQueued = null;
+      const generation = await this.serial(() => this.swap());
+      if (generation) this.unwritten.push(generation);
+      while (this.unwritten.length > 0) {
+        await this.write(this.unwritten[0]);
+        const done = this.unwritten.shift()!;
+        done.merge.release();
+        if (this.spareFolds.length < 2) this.spareFolds.push(done.merge);
+      }
+    });
+    this.checkpointQueued = run;
+    this.checkpointTail = run.catch(() => {});
+    return run;
+  }
+
+  private async swap(): Promise<Generation | null> {
+    if (this.fold.batches === 0 && this.dirty.size === 0 && this.inboxIds.length === 0) return null;
+    const generation: Generation = {
+      merge: this.fold,
+      segment: this.journal?.current ?? -1,
+      inboxIds: this.inboxIds,
+      agents: [...this.dirty].map(rowOf),
+    };
+    this.fold = this.spareFolds.pop() ?? new FlushMerge();
+    this.inboxIds = [];
+    this.dirty.clear();
+    if (this.journal) await this.journal.rotate();
+    return generation;
+  }
+
+  /** One transaction: the fold's partial rows and what they account for. */
+  private async write(g: Generation): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.db.transaction(async (tx) => {
+        await appendPartials(tx, g.merge.windows());
+        if (this.embedded) {
+          await saveAgents(tx, g.agents, true);
+          if (g.segment >= 0) {
+            await tx.query(
+              `insert into journal_state (id, segment) values (1, $1)
+               on conflict (id) do update set segment = excluded.segment`,
+              [g.segment + 1],
+            );
+          }
+        } else if (g.inboxIds.length > 0) {
+          const [r] = await tx.query<{ n: unknown }>(
+            'with d as (delete from inbox where id = any($1::bigint[]) returning 1) select count(*) as n from d',
+            [g.inboxIds],
+          );
+          if (toNumber(r.n) !== g.inboxIds.length) throw new InboxRaceError();
+        }
+      });
+    } catch (e) {
+      if (e instanceof InboxRaceError) {
+        // Another replica folded some of these rows (it thought this one dead): fold what is left.
+        this.metrics.inc('sketchwatch_inbox_races_total', 'Checkpoints redone because another replica had folded some of their inbox rows.');
+        while ((await this.foldInbox('id = any($1::bigint[])', [g.inboxIds])) > 0);
+        g.inboxIds = [];
+        g.merge.release();
+        return;
+      }
+      this.metrics.inc('sketchwatch_checkpoint_failures_total', 'Checkpoints that failed (retried; nothing acknowledged is lost).');
+      console.error(`sketchwatch: checkpoint failed: ${(e as Error).message}`);
+      throw e;
+    } finally {
+      this.metrics.observe('sketchwatch_checkpoint_seconds', 'Time to write one fold to the store.', (performance.now() - started) / 1000);
+    }
+    if (this.journal && g.segment >= 0) await this.journal.removeThrough(g.segment);
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  /** Embedded store: folds the journal segments the store does not hold yet, one by one. */
+  private async replay(dir: string): Promise<void> {
+    const journal = await Journal.open(dir);
+    const [row] = await this.db.query<{ segment: unknown }>('select segment from journal_state where id = 1');
+    const first = row ? toNumber(row.segment) : 0;
+    const segments = await journal.segments();
+    let replayed = 0;
+    for (const segment of segments) {
+      if (segment < first) continue;
+      for (const r of await journal.read(segment)) {
+        let batch: BatchView;
+        try {
+          batch = scanBatch(r.bytes);
+          if (batch.windows.length !== r.starts.length) throw new Error('window count differs from the journal record');
+        } catch (e) {
+          console.error(`sketchwatch: journal segment ${segment}: skipping a record that no longer decodes (${(e as Error).message})`);
+          continue;
+        }
+        batch.windows.forEach((w, i) => (w.start = r.starts[i]));
+        const state = (await this.cachedAgents([[r.project, batch.agentId]])).get(agentKey(r.project, batch.agentId))!;
+        if (this.alreadyApplied(state, batch.sequence)) continue;
+        if (!this.fold.reserve(r.project, batch.windows)) {
+          console.error(`sketchwatch: journal segment ${segment}: a batch of agent ${batch.agentId} conflicts with its segment; skipped`);
+          continue;
+        }
+        this.markApplied(state, batch.sequence);
+        this.dirty.add(state);
+        this.fold.mergeBatch(r.project, batch.windows, batch.bytes);
+        replayed++;
+      }
+      const generation: Generation = { merge: this.fold, segment, inboxIds: [], agents: [...this.dirty].map(rowOf) };
+      this.journal = journal;
+      await this.write(generation);
+      this.journal = null;
+      generation.merge.release();
+      this.dirty.clear();
+    }
+    if (replayed > 0) console.error(`sketchwatch: replayed ${replayed} acknowledged batches from the journal`);
+    await journal.removeThrough(first - 1);
+    await journal.start(Math.max(first, (segments.at(-1) ?? -1) + 1));
+    this.journal = journal;
+  }
+
+  /** PostgreSQL: folds inbox rows a replica left behind (it died before its checkpoint). */
+  async sweep(): Promise<number> {
+    if (this.embedded) return 0;
+    let total = 0;
+    for (;;) {
+      const n = await this.foldInbox(`created_at < now() - ($1::double precision * interval '1 millisecond')`, [this.orphanAfterMs], true);
+      total += n;
+      if (n < SWEEP_ROWS) return total;
     }
   }
 
-  private async appendPartials(tx: Queryable, aggregates: Array<{ project: string; model: string; window: WindowProfile }>): Promise<void> {
-    // One multi-row INSERT: a statement per row cost a round trip each on PostgreSQL. Where the
-    // store takes binary COPY for less (PGlite: ~16 KB profiles need no hex), that instead.
-    if (aggregates.length === 0) return;
-    if (tx.copyBinary) {
-      const rows = aggregates.map(({ project, model, window }) => [
-        { text: project }, { text: model }, { text: window.segmentKey }, { int8: window.start }, { int4: window.length },
-        { int8: window.predictions }, { bytea: encodeWindow(window) },
-      ]);
-      await tx.copyBinary('copy partials (project, model, segment, window_start, window_length, predictions, profile)', copyBinary(rows));
-      return;
-    }
-    const values: SqlValue[] = [];
-    const rows: string[] = [];
-    for (const { project, model, window } of aggregates) {
-      const p = values.length;
-      rows.push(`($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6}, $${p + 7})`);
-      values.push(project, model, window.segmentKey, window.start, window.length, window.predictions, encodeWindow(window));
-    }
-    await tx.query(
-      `insert into partials (project, model, segment, window_start, window_length, predictions, profile) values ${rows.join(', ')}`,
-      values,
-    );
-  }
-
-  /** saveAgents for the embedded store, whose new agents have no row yet: one upsert. */
-  private async upsertAgents(tx: Queryable, states: AgentState[]): Promise<void> {
-    if (states.length === 0) return;
-    for (const s of states) s.changed = false;
-    await tx.query(
-      `insert into agents (project, agent_id, high_water, seen, batches, last_seen_at)
-       select u.project, u.agent_id, u.high_water,
-              case when u.seen = '' then '{}'::bigint[] else string_to_array(u.seen, ',')::bigint[] end, u.batches, now()
-         from unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) as u(project, agent_id, high_water, seen, batches)
-       on conflict (project, agent_id) do update
-         set high_water = excluded.high_water, seen = excluded.seen, batches = excluded.batches, last_seen_at = now()`,
-      [
-        states.map((s) => s.project),
-        states.map((s) => s.agentId),
-        states.map((s) => s.highWater),
-        states.map((s) => [...s.seen].sort((a, b) => a - b).join(',')),
-        states.map((s) => s.applied),
-      ],
-    );
-  }
-
-  private async saveAgents(tx: Queryable, states: AgentState[]): Promise<void> {
-    // One UPDATE for every agent of the flush (0.25 ms a statement on PGlite; a round trip each
-    // on PostgreSQL). Seen sets travel as comma-separated text: arrays of arrays do not unnest.
-    if (states.length === 0) return;
-    await tx.query(
-      `update agents a set high_water = u.high_water, batches = u.batches, last_seen_at = now(),
-              seen = case when u.seen = '' then '{}'::bigint[] else string_to_array(u.seen, ',')::bigint[] end
-         from unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) as u(project, agent_id, high_water, seen, batches)
-        where a.project = u.project and a.agent_id = u.agent_id`,
-      [
-        states.map((s) => s.project),
-        states.map((s) => s.agentId),
-        states.map((s) => s.highWater),
-        states.map((s) => [...s.seen].sort((a, b) => a - b).join(',')),
-        states.map((s) => s.applied),
-      ],
-    );
+  /**
+   * Folds the inbox rows matching `where` into partial rows and deletes them, in one
+   * transaction; rows another transaction holds are skipped when `skipLocked`.
+   */
+  private async foldInbox(where: string, params: SqlValue[], skipLocked = false): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.query<{ id: unknown; project: string; part: number; window_start: unknown; batch: unknown }>(
+        `select id, project, part, window_start, batch from inbox where ${where}
+          order by id limit ${SWEEP_ROWS} for update${skipLocked ? ' skip locked' : ''}`,
+        params,
+      );
+      if (rows.length === 0) return 0;
+      // Rows that cannot merge with each other (a feature's kind changed) go to separate folds.
+      const folds: FlushMerge[] = [];
+      for (const r of rows) {
+        const batch = scanBatch(toBytes(r.batch));
+        const w = batch.windows[r.part];
+        w.start = toNumber(r.window_start);
+        let fold = folds.find((f) => f.reserve(r.project, [w]));
+        if (!fold) {
+          fold = new FlushMerge();
+          fold.reserve(r.project, [w]);
+          folds.push(fold);
+        }
+        fold.merge(r.project, w, batch.bytes);
+      }
+      for (const f of folds) await appendPartials(tx, f.windows());
+      await tx.query('delete from inbox where id = any($1::bigint[])', [rows.map((r) => toNumber(r.id))]);
+      this.metrics.inc('sketchwatch_inbox_folded_total', 'Inbox rows folded by a sweep or a redone checkpoint.', {}, rows.length);
+      return rows.length;
+    });
   }
 }
 
-/** Agents the embedded store's cache holds before it starts over. */
-const MAX_CACHED_AGENTS = 100_000;
+interface StoredAgent {
+  project: string;
+  agent_id: string;
+  high_water: unknown;
+  done: unknown;
+  seen: unknown[];
+  batches: unknown;
+}
 
-function stateFromRow(r: { project: string; agent_id: string; high_water: unknown; seen: unknown[]; batches: unknown }): AgentState {
-  return {
-    project: r.project,
-    agentId: r.agent_id,
-    highWater: Number(r.high_water),
-    seen: new Set((r.seen ?? []).map(Number)),
-    applied: Number(r.batches),
-    changed: false,
-  };
+function rowOf(s: AgentState): AgentRow {
+  return { project: s.project, agentId: s.agentId, done: s.done, highWater: s.highWater, seen: [...s.above].sort((a, b) => a - b), applied: s.applied };
 }
 
 function agentKey(project: string, agentId: string): string {
   return `${project}\u0000${agentId}`;
+}
+
+function toRecord(p: Pending): JournalRecord {
+  return { project: p.project, starts: p.batch.windows.map((w) => w.start), bytes: p.batch.bytes };
+}
+
+/** One row per batch window: raw bytes, and where the collector placed the window. */
+async function insertInbox(tx: Queryable, accepted: Pending[]): Promise<number[]> {
+  const values: SqlValue[] = [];
+  const rows: string[] = [];
+  for (const { project, batch } of accepted) {
+    batch.windows.forEach((w, part) => {
+      const p = values.length;
+      rows.push(`($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6}, $${p + 7}, $${p + 8})`);
+      values.push(project, w.segment.model, w.segmentKey, w.start, w.length, part, w.predictions, batch.bytes);
+    });
+  }
+  if (rows.length === 0) return [];
+  const ids = await tx.query<{ id: unknown }>(
+    `insert into inbox (project, model, segment, window_start, window_length, part, predictions, batch) values ${rows.join(', ')} returning id`,
+    values,
+  );
+  return ids.map((r) => toNumber(r.id));
+}
+
+async function appendPartials(tx: Queryable, aggregates: Array<{ project: string; model: string; window: WindowProfile }>): Promise<void> {
+  // One multi-row INSERT: a statement per row cost a round trip each on PostgreSQL. Where the
+  // store takes binary COPY for less (PGlite: ~16 KB profiles need no hex), that instead.
+  if (aggregates.length === 0) return;
+  if (tx.copyBinary) {
+    const rows = aggregates.map(({ project, model, window }) => [
+      { text: project }, { text: model }, { text: window.segmentKey }, { int8: window.start }, { int4: window.length },
+      { int8: window.predictions }, { bytea: encodeWindow(window) },
+    ]);
+    await tx.copyBinary('copy partials (project, model, segment, window_start, window_length, predictions, profile)', copyBinary(rows));
+    return;
+  }
+  const values: SqlValue[] = [];
+  const rows: string[] = [];
+  for (const { project, model, window } of aggregates) {
+    const p = values.length;
+    rows.push(`($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6}, $${p + 7})`);
+    values.push(project, model, window.segmentKey, window.start, window.length, window.predictions, encodeWindow(window));
+  }
+  await tx.query(
+    `insert into partials (project, model, segment, window_start, window_length, predictions, profile) values ${rows.join(', ')}`,
+    values,
+  );
+}
+
+/**
+ * Saves dedupe rows: one statement for all (0.25 ms a statement on PGlite; a round trip each on
+ * PostgreSQL). `upsert` for the embedded store, whose new agents have no row yet. Seen sets
+ * travel as comma-separated text: arrays of arrays do not unnest.
+ */
+async function saveAgents(tx: Queryable, rows: AgentRow[], upsert: boolean): Promise<void> {
+  if (rows.length === 0) return;
+  const params = [
+    rows.map((s) => s.project),
+    rows.map((s) => s.agentId),
+    rows.map((s) => s.highWater),
+    rows.map((s) => s.done),
+    rows.map((s) => s.seen.join(',')),
+    rows.map((s) => s.applied),
+  ];
+  const source = `unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[]) as u(project, agent_id, high_water, done, seen, batches)`;
+  const seen = `case when u.seen = '' then '{}'::bigint[] else string_to_array(u.seen, ',')::bigint[] end`;
+  if (upsert) {
+    await tx.query(
+      `insert into agents (project, agent_id, high_water, done, seen, batches, last_seen_at)
+       select u.project, u.agent_id, u.high_water, u.done, ${seen}, u.batches, now() from ${source}
+       on conflict (project, agent_id) do update
+         set high_water = excluded.high_water, done = excluded.done, seen = excluded.seen, batches = excluded.batches, last_seen_at = now()`,
+      params,
+    );
+  } else {
+    await tx.query(
+      `update agents a set high_water = u.high_water, done = u.done, batches = u.batches, last_seen_at = now(), seen = ${seen}
+         from ${source}
+        where a.project = u.project and a.agent_id = u.agent_id`,
+      params,
+    );
+  }
 }
 
 /** A window as stored in a partial row: a one-window batch in the wire format. */

@@ -155,6 +155,11 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireAdmin);
+    // Reads see every batch this replica acknowledged: its fold is written first (a checkpoint
+    // that fails is retried by the next; the read goes on with what the store holds).
+    admin.addHook('preHandler', async () => {
+      await ingestor.sync().catch(() => {});
+    });
 
     admin.post('/v1/projects', {
       schema: {
@@ -259,6 +264,11 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireAdmin);
+    // Reads see every batch this replica acknowledged: its fold is written first (a checkpoint
+    // that fails is retried by the next; the read goes on with what the store holds).
+    admin.addHook('preHandler', async () => {
+      await ingestor.sync().catch(() => {});
+    });
     const params = {
       type: 'object',
       properties: { project: { type: 'string' }, model: { type: 'string' }, name: { type: 'string', pattern: BASELINE_NAME.source } },
@@ -330,6 +340,11 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireAdmin);
+    // Reads see every batch this replica acknowledged: its fold is written first (a checkpoint
+    // that fails is retried by the next; the read goes on with what the store holds).
+    admin.addHook('preHandler', async () => {
+      await ingestor.sync().catch(() => {});
+    });
     type PP = { Params: { project: string } };
 
     admin.post('/v1/projects/:project/webhooks', {

@@ -17,6 +17,8 @@ export interface CollectorConfig {
   maxBodyBytes: number;
   /** Group-commit interval. */
   flushIntervalMs: number;
+  /** How often acknowledged batches are written to the store as partial rows. */
+  checkpointMs: number;
   /** Requests per second and burst per agent and per client IP. */
   agentRate: number;
   agentBurst: number;
@@ -48,6 +50,7 @@ export const DEFAULTS: Omit<CollectorConfig, 'adminToken'> = {
   host: '127.0.0.1',
   maxBodyBytes: 256 * 1024,
   flushIntervalMs: 20,
+  checkpointMs: 500,
   agentRate: 20,
   agentBurst: 60,
   ipRate: 500,
@@ -70,6 +73,7 @@ const ENV: Record<string, keyof CollectorConfig> = {
   SKETCHWATCH_ADMIN_TOKEN: 'adminToken',
   SKETCHWATCH_MAX_BODY_BYTES: 'maxBodyBytes',
   SKETCHWATCH_FLUSH_INTERVAL_MS: 'flushIntervalMs',
+  SKETCHWATCH_CHECKPOINT_MS: 'checkpointMs',
   SKETCHWATCH_AGENT_RATE: 'agentRate',
   SKETCHWATCH_AGENT_BURST: 'agentBurst',
   SKETCHWATCH_IP_RATE: 'ipRate',
@@ -97,7 +101,7 @@ export function resolveConfig(options: Partial<CollectorConfig> = {}, env: NodeJ
   const merged = { ...DEFAULTS, ...fromEnv, ...stripUndefined(options) } as Partial<CollectorConfig>;
   const config = { ...merged, adminToken: merged.adminToken ?? randomToken() } as CollectorConfig;
   const positive: Array<keyof CollectorConfig> = [
-    'maxBodyBytes', 'flushIntervalMs', 'agentRate', 'agentBurst', 'ipRate', 'ipBurst',
+    'maxBodyBytes', 'flushIntervalMs', 'checkpointMs', 'agentRate', 'agentBurst', 'ipRate', 'ipBurst',
     'maxPredictionsPerWindow', 'retentionMs', 'clockSkewToleranceMs', 'requestTimeoutMs',
     'detectIntervalMs', 'alertCooldownMs', 'webhookAttempts', 'webhookBackoffMs',
   ];

@@ -21,8 +21,13 @@ const DASHBOARD_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 
 export interface Collector {
   /** http://host:port of the running server. */
   url: string;
-  /** Runs a detector pass now (tests; the server also runs one every detectIntervalMs). */
+  /**
+   * Writes what was acknowledged to the store, then runs a detector pass (tests; the server
+   * also runs one every detectIntervalMs).
+   */
   detect(): Promise<void>;
+  /** Writes every batch acknowledged so far to the store (it happens every checkpointMs). */
+  checkpoint(): Promise<void>;
   config: CollectorConfig;
   db: Database;
   metrics: Metrics;
@@ -47,7 +52,17 @@ export async function startCollector(options: Partial<CollectorConfig> & { logge
     throw e;
   }
   const metrics = new Metrics();
-  const ingestor = new Ingestor(db, metrics, { flushIntervalMs: config.flushIntervalMs });
+  const ingestor = new Ingestor(db, metrics, {
+    flushIntervalMs: config.flushIntervalMs,
+    checkpointMs: config.checkpointMs,
+    journalDir: !config.databaseUrl && config.dataDir ? join(config.dataDir, 'sketchwatch-journal') : undefined,
+  });
+  try {
+    await ingestor.open();
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: config.maxBodyBytes,
@@ -100,7 +115,11 @@ export async function startCollector(options: Partial<CollectorConfig> & { logge
   let closing: Promise<void> | null = null;
   return {
     url: `http://${config.host}:${port}`,
-    detect: () => detector.runOnce(),
+    detect: async () => {
+      await ingestor.sync();
+      await detector.runOnce();
+    },
+    checkpoint: () => ingestor.sync(),
     config,
     db,
     metrics,

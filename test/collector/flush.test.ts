@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeBatch, encodeBatch, FeatureProfile, TDigest, WindowProfile } from '../../src/sketch/index.js';
 import { scanBatch } from '../../src/sketch/codec.js';
 import { FlushMerge } from '../../src/collector/FlushMerge.js';
 import { Ingestor, MergeConflictError } from '../../src/collector/Ingestor.js';
+import type { Journal } from '../../src/collector/Journal.js';
 import { Metrics } from '../../src/collector/metrics.js';
 import { copyBinary, type Database } from '../../src/collector/store/Database.js';
 import { openPglite } from '../../src/collector/store/pglite.js';
@@ -68,32 +72,51 @@ describe('FlushMerge', () => {
     merge.release();
   });
 
-  it('says no to a batch that cannot merge with the commit, before anything changes', () => {
+  it('reserve refuses a batch that cannot merge with what it admitted, before anything changes', () => {
     const merge = new FlushMerge();
     const a = scanBatch(encodeBatch({ agentId: 'a', sequence: 0, sentAt: 0, windows: [window(1)] }));
     const b = scanBatch(encodeBatch({ agentId: 'b', sequence: 0, sentAt: 0, windows: [window(2, 'classes')] }));
-    merge.merge('p', a.windows[0], a.bytes);
-    assert.equal(merge.canMerge('p', b.windows), false);
-    assert.equal(merge.canMerge('other-project', b.windows), true, 'another project is another window');
-    assert.equal(merge.windows()[0].window.inputs.get('x')!.count, 50);
+    const c = scanBatch(encodeBatch({ agentId: 'c', sequence: 0, sentAt: 0, windows: [window(3)] }));
+    assert.equal(merge.reserve('p', a.windows), true);
+    // Admitted but not merged yet: a conflicting batch is refused all the same.
+    assert.equal(merge.reserve('p', b.windows), false);
+    assert.equal(merge.reserve('other-project', b.windows), true, 'another project is another window');
+    assert.equal(merge.reserve('p', c.windows), true);
+    merge.mergeBatch('p', a.windows, a.bytes);
+    merge.mergeBatch('p', c.windows, c.bytes);
+    assert.equal(merge.windows().find((g) => g.project === 'p')!.window.inputs.get('x')!.count, 100);
+    merge.release();
+    assert.equal(merge.reserve('p', b.windows), true, 'a new fold starts with no shapes');
     merge.release();
   });
 });
 
-describe('Ingestor on the embedded store', () => {
+const view = (agent: string, w: WindowProfile, sequence = 0) => scanBatch(encodeBatch({ agentId: agent, sequence, sentAt: 0, windows: [w] }));
+
+async function freshDb(): Promise<Database> {
+  const db = await openPglite();
+  await migrate(db);
+  await db.query(`insert into projects (id, ingest_key) values ('p', 'k')`);
+  return db;
+}
+
+async function stored(db: Database): Promise<{ predictions: number; rows: number }> {
+  const [r] = await db.query<{ n: unknown; rows: unknown }>('select coalesce(sum(predictions), 0) as n, count(*) as rows from partials');
+  return { predictions: Number(r.n), rows: Number(r.rows) };
+}
+
+describe('Ingestor on the embedded store (in memory)', () => {
   let db: Database;
   before(async () => {
-    db = await openPglite();
-    await migrate(db);
-    await db.query(`insert into projects (id, ingest_key) values ('p', 'k')`);
+    db = await freshDb();
   });
   after(() => db.close());
 
-  it('refuses only the batch that conflicts within a commit; the rest are applied', async () => {
+  it('refuses only the batch that conflicts within a group; the rest are applied', async () => {
     const metrics = new Metrics();
     const ingestor = new Ingestor(db, metrics);
-    const view = (agent: string, w: WindowProfile) => scanBatch(encodeBatch({ agentId: agent, sequence: 0, sentAt: 0, windows: [w] }));
-    // Submitted in the same turn: one commit.
+    await ingestor.open();
+    // Submitted in the same turn: one group.
     const results = await Promise.allSettled([
       ingestor.submit('p', view('a', window(1))),
       ingestor.submit('p', view('b', window(2, 'classes'))),
@@ -101,17 +124,18 @@ describe('Ingestor on the embedded store', () => {
     ]);
     assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
     assert.ok((results[1] as PromiseRejectedResult).reason instanceof MergeConflictError);
-    const rows = await db.query<{ predictions: unknown }>('select predictions from partials');
-    assert.deepEqual(rows.map((r) => Number(r.predictions)), [100]);
-    // Not marked applied: the refused batch goes through on its own later.
+    await ingestor.sync();
+    assert.deepEqual(await stored(db), { predictions: 100, rows: 1 });
+    // Not marked applied: the refused batch goes through once the fold holding the others is written.
     assert.deepEqual(await ingestor.submit('p', view('b', window(2, 'classes'))), { status: 'applied', sequence: 0 });
     assert.equal(metrics.value('sketchwatch_ingest_conflicts_total'), 1);
     await ingestor.close();
+    assert.equal((await stored(db)).predictions, 150);
   });
 
-  it('a commit that fails leaves no trace in the cached dedupe state: the batch is applied on retry', async () => {
+  it('a checkpoint that fails loses nothing and counts nothing twice: the next one writes it', async () => {
     let failNext = false;
-    // The same store, with a commit that fails after all its statements ran (then rolls back).
+    // The same store, with a transaction that fails after all its statements ran (then rolls back).
     const flaky: Database = {
       ...db,
       kind: 'pglite',
@@ -125,19 +149,116 @@ describe('Ingestor on the embedded store', () => {
         return result;
       }),
     };
-    const ingestor = new Ingestor(flaky, new Metrics());
-    const batch = () => scanBatch(encodeBatch({ agentId: 'retry', sequence: 7, sentAt: 0, windows: [window(9)] }));
-    assert.deepEqual(await ingestor.submit('p', scanBatch(encodeBatch({ agentId: 'retry', sequence: 6, sentAt: 0, windows: [window(8)] }))), { status: 'applied', sequence: 6 });
+    await db.exec('delete from partials');
+    const metrics = new Metrics();
+    const ingestor = new Ingestor(flaky, metrics);
+    await ingestor.open();
+    assert.deepEqual(await ingestor.submit('p', view('retry', window(8), 6)), { status: 'applied', sequence: 6 });
     failNext = true;
-    await assert.rejects(ingestor.submit('p', batch()), /disk full/);
-    assert.deepEqual(await ingestor.submit('p', batch()), { status: 'applied', sequence: 7 });
-    assert.deepEqual(await ingestor.submit('p', batch()), { status: 'duplicate', sequence: 7 });
-    const [row] = await db.query<{ high_water: unknown; batches: unknown }>(`select high_water, batches from agents where agent_id = 'retry'`);
+    await assert.rejects(ingestor.sync(), /disk full/);
+    assert.equal(metrics.value('sketchwatch_checkpoint_failures_total'), 1);
+    assert.deepEqual(await ingestor.submit('p', view('retry', window(9), 7)), { status: 'applied', sequence: 7 });
+    assert.deepEqual(await ingestor.submit('p', view('retry', window(9), 7)), { status: 'duplicate', sequence: 7 });
+    assert.deepEqual(await ingestor.submit('p', view('retry', window(8), 6)), { status: 'duplicate', sequence: 6 });
+    await ingestor.sync();
+    assert.equal((await stored(db)).predictions, 100);
+    const [row] = await db.query<{ high_water: unknown; done: unknown; batches: unknown }>(`select high_water, done, batches from agents where agent_id = 'retry'`);
     assert.deepEqual([Number(row.high_water), Number(row.batches)], [7, 2]);
     await ingestor.close();
   });
 
+  it('dedupe state stays small for an agent sending in order, and holes are remembered', async () => {
+    const ingestor = new Ingestor(db, new Metrics(), { dedupeWindow: 8 });
+    await ingestor.open();
+    for (let s = 0; s < 20; s++) if (s !== 5) assert.equal((await ingestor.submit('p', view('seq', window(s), s))).status, 'applied');
+    await ingestor.sync();
+    let [row] = await db.query<{ high_water: unknown; done: unknown; seen: unknown[] }>(`select high_water, done, seen from agents where agent_id = 'seq'`);
+    // 5 fell more than the dedupe window behind 19: given up on, so everything ≤ 19 is done.
+    assert.deepEqual([Number(row.high_water), Number(row.done), row.seen.length], [19, 19, 0]);
+    assert.equal((await ingestor.submit('p', view('seq', window(5), 5))).status, 'duplicate');
+    // A hole within the window is remembered as one, and filled once.
+    assert.equal((await ingestor.submit('p', view('seq', window(22), 22))).status, 'applied');
+    await ingestor.sync();
+    [row] = await db.query(`select high_water, done, seen from agents where agent_id = 'seq'`);
+    assert.deepEqual([Number(row.high_water), Number(row.done), row.seen.map(Number)], [22, 19, [22]]);
+    assert.equal((await ingestor.submit('p', view('seq', window(20), 20))).status, 'applied');
+    assert.equal((await ingestor.submit('p', view('seq', window(20), 20))).status, 'duplicate');
+    await ingestor.close();
+  });
+});
+
+describe('Ingestor on the embedded store with a journal', () => {
+  let dir: string;
+  let pgDir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sketchwatch-journal-'));
+    pgDir = mkdtempSync(join(tmpdir(), 'sketchwatch-pg-'));
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(pgDir, { recursive: true, force: true });
+  });
+
+  it('acknowledged batches not yet checkpointed are replayed after a crash, exactly once', async () => {
+    let db = await openPglite(pgDir);
+    await migrate(db);
+    await db.query(`insert into projects (id, ingest_key) values ('p', 'k')`);
+    // A checkpoint interval no test waits for: only sync() writes.
+    let ingestor = new Ingestor(db, new Metrics(), { journalDir: dir, checkpointMs: 3_600_000 });
+    await ingestor.open();
+    for (let s = 0; s < 3; s++) await ingestor.submit('p', view('j', window(s), s));
+    await ingestor.sync(); // 3 batches in the store; their segment deleted
+    for (let s = 3; s < 7; s++) await ingestor.submit('p', view('j', window(s), s));
+    assert.equal((await stored(db)).predictions, 150);
+    // A crash: the process dies without a checkpoint (no close()); a torn record follows.
+    const segments = readdirSync(dir).filter((n) => n.endsWith('.log'));
+    assert.equal(segments.length, 1);
+    appendFileSync(join(dir, segments[0]), Buffer.from([200, 0, 0, 0, 1, 2, 3]));
+    await db.close();
+    db = await openPglite(pgDir);
+    ingestor = new Ingestor(db, new Metrics(), { journalDir: dir, checkpointMs: 3_600_000 });
+    await ingestor.open();
+    assert.equal((await stored(db)).predictions, 350, 'the 4 acknowledged batches are back, the torn record is not');
+    // The agents resend what they hold; it is all known.
+    for (let s = 0; s < 7; s++) assert.equal((await ingestor.submit('p', view('j', window(s), s))).status, 'duplicate');
+    assert.equal((await ingestor.submit('p', view('j', window(7), 7))).status, 'applied');
+    await ingestor.close();
+    assert.equal((await stored(db)).predictions, 400);
+    // A clean close leaves one empty segment; a restart replays nothing.
+    ingestor = new Ingestor(db, new Metrics(), { journalDir: dir, checkpointMs: 3_600_000 });
+    await ingestor.open();
+    assert.equal((await stored(db)).predictions, 400);
+    await ingestor.close();
+    await db.close();
+  });
+
+  it('a journal write that fails is not acknowledged, leaves no record and no dedupe trace', async () => {
+    const db = await freshDb();
+    const jdir = mkdtempSync(join(tmpdir(), 'sketchwatch-journal-fail-'));
+    try {
+      const ingestor = new Ingestor(db, new Metrics(), { journalDir: jdir, checkpointMs: 3_600_000 });
+      await ingestor.open();
+      assert.equal((await ingestor.submit('p', view('f', window(1), 1))).status, 'applied');
+      const journal = (ingestor as unknown as { journal: Journal }).journal;
+      const append = journal.append.bind(journal);
+      journal.append = async () => {
+        throw new Error('EIO');
+      };
+      await assert.rejects(ingestor.submit('p', view('f', window(2), 2)), /EIO/);
+      journal.append = append;
+      assert.equal((await ingestor.submit('p', view('f', window(2), 2))).status, 'applied', 'the refused batch is new on retry');
+      const records = await journal.read(journal.current);
+      assert.deepEqual(records.map((r) => scanBatch(r.bytes).sequence), [1, 2]);
+      await ingestor.close();
+      assert.equal((await stored(db)).predictions, 100);
+    } finally {
+      await db.close();
+      rmSync(jdir, { recursive: true, force: true });
+    }
+  });
+
   it('binary COPY stores what INSERT stores', async () => {
+    const db = await freshDb();
     await db.exec('create table copy_check (t text, a bigint, b integer, p bytea)');
     const bytes = Uint8Array.from({ length: 5000 }, (_, i) => (i * 31) & 255);
     const data = copyBinary([[{ text: 'ünïcode ✓' }, { int8: 2 ** 53 - 1 }, { int4: 300_000 }, { bytea: bytes }], [{ text: '' }, { int8: 0 }, { int4: -1 }, { bytea: new Uint8Array(0) }]]);
@@ -148,5 +269,6 @@ describe('Ingestor on the embedded store', () => {
     assert.equal(rows[0].b, 300_000);
     assert.deepEqual(new Uint8Array(rows[0].p), bytes);
     assert.deepEqual([rows[1].t, Number(rows[1].a), rows[1].b, rows[1].p.length], ['', 0, -1, 0]);
+    await db.close();
   });
 });

@@ -47,7 +47,8 @@ describe('collector operations', () => {
       const start = recentWindow(3);
       const sent = simulate(6, 4, 40, start, 17);
       for (const b of sent.batches) {
-        assert.equal((await c.ingest(b.bytes)).status, 200); // one at a time: one flush, one row each
+        assert.equal((await c.ingest(b.bytes)).status, 200);
+        await c.collector.checkpoint(); // one checkpoint per batch: one partial row each
       }
       const rowsBefore = await c.collector.db.query<{ n: unknown }>('select count(*) as n from partials');
       const before = await totals(c, start);

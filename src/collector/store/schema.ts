@@ -14,9 +14,16 @@ import type { Database } from './Database.js';
  * stored as encoded WindowProfiles; PSI bins are derived from a baseline deterministically, so
  * they are fixed from the moment it is stored.
  *
- * agents: per (project, agent) dedupe state — the highest sequence applied and the sequences
- * applied within DEDUPE_WINDOW below it. Updated in the same transaction as the partials it
- * accounts for, so a batch is applied exactly once or not at all.
+ * agents: per (project, agent) dedupe state — `done` (every sequence up to it counts as applied),
+ * the applied sequences above it (`seen`), the highest. Written with what it accounts for: on
+ * PostgreSQL with the batches' inbox rows; embedded, with the checkpoint's partial rows and the
+ * journal position (journal_state) they cover. So a batch is applied exactly once or not at all.
+ * Rows from before `done` existed have it null (read as high_water - DEDUPE_WINDOW).
+ *
+ * inbox (PostgreSQL): acknowledged batches not yet folded into partials — one row per batch
+ * window, the batch's own bytes and the window's (clock-corrected) start. The replica that wrote
+ * them folds them at its next checkpoint; rows left by a replica that died are folded by any.
+ * Queries read them along with partials.
  */
 const MIGRATIONS: string[] = [
   `
@@ -109,6 +116,27 @@ const MIGRATIONS: string[] = [
   `,
   `
   alter table baselines add column thresholds text;
+  `,
+  `
+  alter table agents add column done bigint;
+  create table journal_state (
+    id integer primary key check (id = 1),
+    segment bigint not null
+  );
+  create table inbox (
+    id bigserial primary key,
+    project text not null references projects(id),
+    model text not null,
+    segment text not null,
+    window_start bigint not null,
+    window_length integer not null,
+    part integer not null,
+    predictions bigint not null,
+    batch bytea not null,
+    created_at timestamptz not null default now()
+  );
+  create index inbox_by_window on inbox (project, model, window_start);
+  create index inbox_by_age on inbox (created_at);
   `,
 ];
 

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { loadWindows } from '../../src/collector/Aggregates.js';
+import { Ingestor } from '../../src/collector/Ingestor.js';
+import { Metrics } from '../../src/collector/metrics.js';
+import type { Database } from '../../src/collector/store/Database.js';
+import { openPostgres } from '../../src/collector/store/postgres.js';
+import { migrate } from '../../src/collector/store/schema.js';
+import { scanBatch } from '../../src/sketch/codec.js';
+import { recentWindow, simulate } from './harness.js';
+
+/**
+ * The PostgreSQL inbox (Ingestor.ts): acknowledged batches wait there until their replica's
+ * checkpoint folds them; reads include them; a replica that died leaves rows another folds; a
+ * replica whose rows were folded by another does not count them again. Real PostgreSQL.
+ */
+const ADMIN_URL = process.env.SKETCHWATCH_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const HOUR = 3_600_000;
+
+describe('PostgreSQL inbox', () => {
+  const dbName = `sketchwatch_inbox_${process.pid}_${Date.now()}`;
+  let admin: pg.Client;
+  let db: Database;
+  before(async () => {
+    admin = new pg.Client({ connectionString: ADMIN_URL });
+    try {
+      await admin.connect();
+    } catch (e) {
+      throw new Error(`PostgreSQL is not reachable at ${ADMIN_URL} (${(e as Error).message}): start it, or set SKETCHWATCH_TEST_DATABASE_URL`);
+    }
+    await admin.query(`create database ${dbName}`);
+    const u = new URL(ADMIN_URL);
+    u.pathname = `/${dbName}`;
+    db = await openPostgres(u.toString());
+    await migrate(db);
+    await db.query(`insert into projects (id, ingest_key) values ('test', 'k')`);
+  });
+  after(async () => {
+    await db?.close();
+    await admin.query(`drop database if exists ${dbName} with (force)`);
+    await admin.end();
+  });
+
+  const count = async (table: string) => Number((await db.query<{ n: unknown }>(`select count(*) as n from ${table}`))[0].n);
+  const predictions = async (start: number) =>
+    (await loadWindows(db, { project: 'test', model: 'weather', from: start, to: start + HOUR })).reduce((n, w) => n + w.predictions, 0);
+
+  it('reads count unfolded rows; a dead replica\'s rows are folded by another; a race counts nothing twice', async () => {
+    const start = recentWindow(3);
+    const sent = simulate(3, 4, 50, start, 77);
+    // Replica A acknowledges everything but never checkpoints on its own.
+    const metricsA = new Metrics();
+    const a = new Ingestor(db, metricsA, { checkpointMs: HOUR, orphanAfterMs: HOUR });
+    await a.open();
+    for (const b of sent.batches) assert.equal((await a.submit('test', scanBatch(b.bytes))).status, 'applied');
+    assert.equal(await count('inbox'), sent.batches.length);
+    assert.equal(await count('partials'), 0);
+    assert.equal(await predictions(start), sent.predictions, 'reads include the inbox');
+
+    // Replica B takes A for dead (orphanAfterMs 0) and folds its rows.
+    const b = new Ingestor(db, new Metrics(), { checkpointMs: HOUR, orphanAfterMs: 0 });
+    await b.open();
+    assert.equal(await b.sweep(), sent.batches.length);
+    assert.equal(await count('inbox'), 0);
+    assert.equal(await predictions(start), sent.predictions);
+
+    // A's checkpoint finds its rows gone: it folds what is left (nothing) instead of its fold.
+    await a.sync();
+    assert.equal(metricsA.value('sketchwatch_inbox_races_total'), 1);
+    assert.equal(await predictions(start), sent.predictions, 'nothing counted twice');
+
+    // Resent batches are duplicates on either replica; new ones go through A's normal path.
+    for (const x of sent.batches.slice(0, 3)) assert.equal((await b.submit('test', scanBatch(x.bytes))).status, 'duplicate');
+    const more = simulate(1, 2, 30, start, 78);
+    for (const x of more.batches) assert.equal((await a.submit('test', scanBatch(x.bytes))).status, 'applied');
+    await a.sync();
+    assert.equal(await count('inbox'), 0);
+    assert.equal(await predictions(start), sent.predictions + more.predictions);
+    await Promise.all([a.close(), b.close()]);
+  });
+});
