@@ -6,7 +6,8 @@
  *   options: --stores pglite-memory,pglite-disk,postgres   --flush-ms N (group-commit interval;
  *            default: the collector's own default)   --runs N (throughput runs per store)
  *            --detect-ms N (detector interval, for diagnosis; default: the collector's)
- *            --no-pin (do not pin processes to cores)   --pg URL (server to create the bench
+ *            --no-pin (do not pin processes to cores); SKETCHWATCH_BENCH_PROFILE=DIR: a CPU profile
+ *            of the collector per throughput run   --pg URL (server to create the bench
  *            database on; default postgres://postgres@127.0.0.1:5432/postgres)
  *
  * The collector runs in this process (startCollector; its store too when that is PGlite, which
@@ -75,6 +76,28 @@ const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 const FLUSH_MS = args['flush-ms'] === undefined ? undefined : Number(args['flush-ms']);
 /** Diagnosis only: the detector's interval (a huge value all but turns it off). */
 const DETECT_MS = args['detect-ms'] === undefined ? undefined : Number(args['detect-ms']);
+/**
+ * Diagnosis: SKETCHWATCH_BENCH_PROFILE=DIR writes a CPU profile of this process (the collector)
+ * for each throughput run, and nothing else (set-up, warm-up and PGlite's start are left out).
+ */
+const PROFILE_DIR = process.env.SKETCHWATCH_BENCH_PROFILE;
+
+async function startProfile(): Promise<{ stop(path: string): Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(path: string) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(path, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 const TARGET_THROUGHPUT = 5_000;
 const TARGET_P99_MS = 20;
 /** Rate limits far above the offered load: the benchmark measures ingest, not the limiter. */
@@ -157,6 +180,8 @@ interface MetricsSnapshot {
   applied: number;
   detectorSum: number;
   detectorCount: number;
+  checkpointSum: number;
+  checkpointCount: number;
   partialRows: number;
   cpuUs: number;
   wallMs: number;
@@ -173,6 +198,8 @@ async function snapshot(url: string): Promise<MetricsSnapshot> {
     applied: value(/^sketchwatch_ingest_batches_total\{outcome="applied"\} (\S+)$/m),
     detectorSum: value(/^sketchwatch_detector_seconds_sum (\S+)$/m),
     detectorCount: value(/^sketchwatch_detector_seconds_count (\S+)$/m),
+    checkpointSum: value(/^sketchwatch_checkpoint_seconds_sum (\S+)$/m),
+    checkpointCount: value(/^sketchwatch_checkpoint_seconds_count (\S+)$/m),
     partialRows: value(/^sketchwatch_store_partial_rows (\S+)$/m),
     cpuUs: cpu.user + cpu.system,
     wallMs: performance.now(),
@@ -188,6 +215,8 @@ interface PhaseStats {
   flushBusy: number;
   detectorPasses: number;
   meanDetectorMs: number;
+  checkpoints: number;
+  meanCheckpointMs: number;
   /** This process's CPU (all threads) over wall time; ~1.0 = its core is saturated. */
   cpu: number;
   /** Main-thread event-loop utilization. */
@@ -206,6 +235,8 @@ function phaseStats(a: MetricsSnapshot, b: MetricsSnapshot): PhaseStats {
     flushBusy: ((b.flushSum - a.flushSum) * 1000) / wall,
     detectorPasses,
     meanDetectorMs: detectorPasses ? ((b.detectorSum - a.detectorSum) * 1000) / detectorPasses : 0,
+    checkpoints: b.checkpointCount - a.checkpointCount,
+    meanCheckpointMs: b.checkpointCount > a.checkpointCount ? ((b.checkpointSum - a.checkpointSum) * 1000) / (b.checkpointCount - a.checkpointCount) : 0,
     cpu: (b.cpuUs - a.cpuUs) / 1000 / wall,
     elu: performance.eventLoopUtilization(b.elu, a.elu).utilization,
     partialRows: b.partialRows,
@@ -301,7 +332,9 @@ async function benchStore(store: StoreName, loadgen: LoadGen, windowStart: numbe
 
     for (let i = 0; i < RUNS; i++) {
       const before = await snapshot(url);
+      const profiler = PROFILE_DIR ? await startProfile() : null;
       const result = await loadgen.run(spec('throughput', THROUGHPUT_BATCHES, { concurrency: CONCURRENCY }));
+      if (profiler) await profiler.stop(join(PROFILE_DIR!, `${store}-throughput-${i + 1}.cpuprofile`));
       const stats = phaseStats(before, await snapshot(url));
       account(result);
       report.meanBytes = result.meanBytes;
@@ -389,7 +422,7 @@ function print(reports: StoreReport[], totalMs: number): boolean {
   if (done.some((r) => r.store === 'postgres')) out.push('* the PostgreSQL server is separate processes (not pinned; its CPU is not in "one core")');
   if (done.some((r) => r.throughput.some((t) => t.result.truncated))) out.push(`! cut short at ${THROUGHPUT_MAX_MS / 1000} s`);
   out.push('');
-  out.push('group commit (GET /metrics, per phase) and the collector process:');
+  out.push('group commits and checkpoints (GET /metrics, per phase) and the collector process:');
   const rows: string[][] = [];
   for (const r of done) {
     const phases: Array<[string, PhaseStats, RunResult]> = [
@@ -399,13 +432,13 @@ function print(reports: StoreReport[], totalMs: number): boolean {
     for (const [name, s, res] of phases) {
       rows.push([
         `${STORE_LABEL[r.store]}: ${name}`, fmt(s.flushes), fmt(s.batchesPerFlush, 1), fmt(s.meanFlushMs, 1), `${fmt(100 * s.flushBusy)}%`,
-        `${fmt(s.detectorPasses)} × ${fmt(s.meanDetectorMs)} ms`, `${fmt(100 * s.cpu)}%`, `${fmt(100 * s.elu)}%`,
+        `${fmt(s.checkpoints)} × ${fmt(s.meanCheckpointMs, 1)} ms`, `${fmt(s.detectorPasses)} × ${fmt(s.meanDetectorMs)} ms`, `${fmt(100 * s.cpu)}%`, `${fmt(100 * s.elu)}%`,
         `${fmt(res.latency.p50, 1)} / ${fmt(res.latency.p99, 1)}`,
       ]);
     }
   }
-  out.push(table(['phase', 'flushes', 'batches/flush', 'ms/flush', 'in flush', 'detector passes', 'CPU', 'loop busy', 'p50/p99 ms'], rows));
-  out.push('(flushes and ms/flush: sketchwatch_flush_seconds count and sum; CPU: the collector process, all threads, over wall time)');
+  out.push(table(['phase', 'flushes', 'batches/flush', 'ms/flush', 'in flush', 'checkpoints', 'detector passes', 'CPU', 'loop busy', 'p50/p99 ms'], rows));
+  out.push('(flushes and ms/flush: sketchwatch_flush_seconds count and sum, a group made durable; checkpoints: the fold written to the store; CPU: the collector process, all threads, over wall time)');
   out.push('');
   let ok = true;
   for (const r of done) {

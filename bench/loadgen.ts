@@ -136,7 +136,7 @@ const FEATURES: Array<[string, (r: () => number, i: number) => number | null]> =
 ];
 
 /** One agent's window: `rows` predictions (50–200, as a 5-minute window or a flush holds). */
-function buildWindow(r: () => number, start: number, length: number, segment: number): WindowProfile {
+export function buildWindow(r: () => number, start: number, length: number, segment: number): WindowProfile {
   const w = new WindowProfile(start, length, {
     model: MODEL,
     version: VERSIONS[segment % VERSIONS.length],

@@ -76,6 +76,11 @@ export interface WindowQuery {
   to: number;
   /** Only this segment (its labels must match exactly); absent = all segments merged. */
   segment?: Record<string, string>;
+  /**
+   * PostgreSQL: also the batches other replicas acknowledged and have not folded yet (exact
+   * counts now, at the cost of decoding raw batches; the detector waits for their checkpoint).
+   */
+  inbox?: boolean;
 }
 
 /**
@@ -94,8 +99,7 @@ export async function loadWindows(db: Queryable, q: WindowQuery): Promise<Window
   const rows = await db.query<{ segment: string; window_start: unknown; window_length: unknown; profile: unknown }>(sql, params);
   const merged = new Map<string, WindowProfile>();
   const windows = rows.map((r) => decodeBatch(toBytes(r.profile)).windows[0]);
-  // PostgreSQL: batches other replicas acknowledged and have not folded yet (Ingestor.ts).
-  if ((db as Partial<Database>).kind === 'postgres') windows.push(...(await inboxWindows(db, q)));
+  if (q.inbox && (db as Partial<Database>).kind === 'postgres') windows.push(...(await inboxWindows(db, q)));
   for (const w of windows) {
     const key = `${w.start}/${w.length}`;
     const target = q.segment ? w : w.segmentKey === JSON.stringify({ model: q.model }) ? w : w.reframed({ segment: { model: q.model } });

@@ -17,10 +17,10 @@ import type { Metrics } from './metrics.js';
  *    the batches to `inbox` (one row per batch window, raw bytes) and saves the dedupe rows;
  * and only then are the requests answered and the batches merged into the in-memory fold.
  *
- * Every `checkpointMs` (and before every read: `sync`) the fold is swapped for an empty one and
- * written in one transaction as one partial row per (project, model, segment, window), together
- * with — embedded — the dedupe state and the journal position it covers, or — PostgreSQL — the
- * deletion of the inbox rows it folded. Merging and encoding thus cost once per checkpoint per
+ * Every `checkpointMs` (1 s by default; and before every read: `sync`) the fold is swapped for
+ * an empty one and written in one transaction as one partial row per (project, model, segment,
+ * window), together with — embedded — the dedupe state and the journal position it covers, or —
+ * PostgreSQL — the deletion of the inbox rows it folded. Merging and encoding thus cost once per checkpoint per
  * window, not once per batch, and the store sees a few rows a second, not one per beacon.
  *
  * Crash safety: embedded, the journal segments after the last checkpoint are replayed on start;
@@ -96,6 +96,11 @@ export const DEFAULT_DEDUPE_WINDOW = 4096;
 const MAX_CACHED_AGENTS = 100_000;
 /** Inbox rows one sweep transaction folds. */
 const SWEEP_ROWS = 256;
+/** Partial rows and dedupe rows per statement of a checkpoint (each ~1–3 ms on PGlite). */
+const WINDOWS_PER_STATEMENT = 2;
+const AGENTS_PER_STATEMENT = 250;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** A batch refused at commit because it cannot merge with the others (not acknowledged). */
 export class MergeConflictError extends Error {
@@ -139,7 +144,7 @@ export class Ingestor {
     this.flushIntervalMs = options.flushIntervalMs ?? 20;
     this.maxPending = options.maxPending ?? 1000;
     this.dedupeWindow = options.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW;
-    this.checkpointMs = options.checkpointMs ?? 500;
+    this.checkpointMs = options.checkpointMs ?? 1000;
     this.orphanAfterMs = options.orphanAfterMs ?? 30_000;
     this.embedded = db.kind === 'pglite';
   }
@@ -460,9 +465,19 @@ export class Ingestor {
     const started = performance.now();
     try {
       await this.db.transaction(async (tx) => {
-        await appendPartials(tx, g.merge.windows());
+        // In slices, with the event loop let through between them: PGlite runs each statement
+        // on this thread, and one statement for a fold's every window and agent held requests
+        // up for 30–50 ms.
+        const windows = g.merge.windows();
+        for (let i = 0; i < windows.length; i += WINDOWS_PER_STATEMENT) {
+          if (i > 0) await yieldToLoop();
+          await appendPartials(tx, windows.slice(i, i + WINDOWS_PER_STATEMENT));
+        }
         if (this.embedded) {
-          await saveAgents(tx, g.agents, true);
+          for (let i = 0; i < g.agents.length; i += AGENTS_PER_STATEMENT) {
+            await yieldToLoop();
+            await saveAgents(tx, g.agents.slice(i, i + AGENTS_PER_STATEMENT), true);
+          }
           if (g.segment >= 0) {
             await tx.query(
               `insert into journal_state (id, segment) values (1, $1)

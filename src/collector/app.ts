@@ -11,6 +11,7 @@ import {
   listModels,
   listProjects,
   loadWindows,
+  type WindowQuery,
   mergeRange,
   projectExists,
   projectForKey,
@@ -437,7 +438,7 @@ interface RangeQuery {
 function parseRange(
   request: FastifyRequest<{ Params: { project: string; model: string }; Querystring: RangeQuery }>,
   reply: FastifyReply,
-): { project: string; model: string; from: number; to: number; segment?: Record<string, string> } | null {
+): WindowQuery | null {
   const { from, to, segment } = request.query;
   if (!(to > from)) {
     reply.code(400).send({ error: '`to` must be after `from` (milliseconds since the epoch)' });
@@ -453,7 +454,7 @@ function parseRange(
       return null;
     }
   }
-  return { project: request.params.project, model: request.params.model, from, to, segment: parsed };
+  return { project: request.params.project, model: request.params.model, from, to, segment: parsed, inbox: true };
 }
 
 /** Quantiles the feature summary reports unless asked for others. */

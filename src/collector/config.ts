@@ -50,7 +50,7 @@ export const DEFAULTS: Omit<CollectorConfig, 'adminToken'> = {
   host: '127.0.0.1',
   maxBodyBytes: 256 * 1024,
   flushIntervalMs: 20,
-  checkpointMs: 500,
+  checkpointMs: 1000,
   agentRate: 20,
   agentBurst: 60,
   ipRate: 500,

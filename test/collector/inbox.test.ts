@@ -44,7 +44,7 @@ describe('PostgreSQL inbox', () => {
 
   const count = async (table: string) => Number((await db.query<{ n: unknown }>(`select count(*) as n from ${table}`))[0].n);
   const predictions = async (start: number) =>
-    (await loadWindows(db, { project: 'test', model: 'weather', from: start, to: start + HOUR })).reduce((n, w) => n + w.predictions, 0);
+    (await loadWindows(db, { project: 'test', model: 'weather', from: start, to: start + HOUR, inbox: true })).reduce((n, w) => n + w.predictions, 0);
 
   it('reads count unfolded rows; a dead replica\'s rows are folded by another; a race counts nothing twice', async () => {
     const start = recentWindow(3);

@@ -1,0 +1,70 @@
+/**
+ * Per-beacon CPU of the collector's ingest steps, in isolation (no HTTP, no store): what one
+ * core can do at best, and where the time goes.
+ *
+ *   node --import tsx bench/ingest.ts [--batches N] [--rounds N]
+ *
+ * Batches are bench/collector.ts's (bench/loadgen.ts buildWindow: 32 numeric inputs, a 5-class
+ * output and its probabilities, latency, 50–200 predictions, six segments). Steps, each timed
+ * over every batch per round (median of rounds, µs per batch):
+ *   scan      readBatchView — the strict check a request pays before it is queued
+ *   merge     FlushMerge.reserve + mergeBatch — folding a durable batch into the open fold
+ *   write     encoding the fold's windows at a checkpoint, spread over the batches it holds
+ *             (one checkpoint per round: a round is about a checkpoint's worth at 5,000/s)
+ */
+import { parseArgs } from 'node:util';
+import { FlushMerge } from '../src/collector/FlushMerge.js';
+import { encodeWindow } from '../src/collector/Ingestor.js';
+import { readBatchView } from '../src/sketch/codec.js';
+import { encodeBatch, WindowProfile } from '../src/sketch/index.js';
+import { buildWindow, SEGMENTS } from './loadgen.js';
+import { rng } from './rng.js';
+
+const { values: args } = parseArgs({
+  options: { batches: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '7' } },
+  strict: true,
+});
+const BATCHES = Number(args.batches);
+const ROUNDS = Number(args.rounds);
+
+const r = rng(7);
+const start = WindowProfile.alignedStart(Date.now(), 300_000);
+const bodies: Uint8Array[] = [];
+let centroids = 0;
+let bytes = 0;
+for (let i = 0; i < BATCHES; i++) {
+  const w = buildWindow(r, start, 300_000, i % SEGMENTS);
+  if (i < 50) for (const f of [...w.inputs.values(), ...w.outputs.values(), w.latency]) centroids += f.digest?.centroidCount ?? 0;
+  const b = encodeBatch({ agentId: `agent-${i % 500}`, sequence: Math.floor(i / 500), sentAt: Date.now(), windows: [w] });
+  bytes += b.length;
+  bodies.push(b);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const scanUs: number[] = [];
+const mergeUs: number[] = [];
+const writeUs: number[] = [];
+const fold = new FlushMerge();
+for (let round = 0; round < ROUNDS; round++) {
+  let t = performance.now();
+  const views = bodies.map((b) => readBatchView(b));
+  scanUs.push(((performance.now() - t) * 1000) / BATCHES);
+  t = performance.now();
+  for (const v of views) {
+    if (!fold.reserve('p', v.windows)) throw new Error('conflict');
+    fold.mergeBatch('p', v.windows, v.bytes);
+  }
+  mergeUs.push(((performance.now() - t) * 1000) / BATCHES);
+  t = performance.now();
+  for (const { window } of fold.windows()) encodeWindow(window);
+  writeUs.push(((performance.now() - t) * 1000) / BATCHES);
+  fold.release();
+}
+const s = median(scanUs);
+const m = median(mergeUs);
+const w = median(writeUs);
+console.log(`sketchwatch ingest steps: ${BATCHES} batches, mean ${Math.round(bytes / BATCHES)} bytes, ~${Math.round(centroids / 50)} centroids each; median of ${ROUNDS} rounds`);
+console.log(`  scan   ${s.toFixed(1)} µs/batch  (${((s * 1000) / (centroids / 50)).toFixed(1)} ns/centroid)`);
+console.log(`  merge  ${m.toFixed(1)} µs/batch  (${((m * 1000) / (centroids / 50)).toFixed(1)} ns/centroid)`);
+console.log(`  write  ${w.toFixed(1)} µs/batch  (fold of ${BATCHES} batches encoded once)`);
+console.log(`  total  ${(s + m + w).toFixed(1)} µs/batch → at most ${Math.round(1e6 / (s + m + w)).toLocaleString('en-US')} batches/s on one core before HTTP`);
