@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { encodeBatch, WindowProfile } from '../../src/sketch/index.js';
 import { startCollector, type Collector } from '../../src/collector/server.js';
 import type { CollectorConfig } from '../../src/collector/config.js';
@@ -151,4 +152,30 @@ export async function totals(c: Running, windowStart: number): Promise<{ predict
 /** The current UTC-aligned window start, minus `back` windows. */
 export function recentWindow(back = 2): number {
   return WindowProfile.alignedStart(Date.now(), WINDOW) - back * WINDOW;
+}
+
+const PG_ADMIN_URL = process.env.SKETCHWATCH_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * A fresh database on the test PostgreSQL server (127.0.0.1:5432, or
+ * SKETCHWATCH_TEST_DATABASE_URL): its URL, and `drop` to remove it (forcing connections out).
+ */
+export async function pgTestDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  try {
+    await admin.connect();
+  } catch (e) {
+    throw new Error(`PostgreSQL is not reachable at ${PG_ADMIN_URL} (${(e as Error).message}): start it, or set SKETCHWATCH_TEST_DATABASE_URL`);
+  }
+  const name = `${prefix}_${process.pid}_${Date.now()}`;
+  await admin.query(`create database ${name}`);
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    async drop() {
+      await admin.query(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
 }

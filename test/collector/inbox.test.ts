@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { loadWindows } from '../../src/collector/Aggregates.js';
 import { Ingestor } from '../../src/collector/Ingestor.js';
 import { Metrics } from '../../src/collector/metrics.js';
@@ -8,38 +7,28 @@ import type { Database } from '../../src/collector/store/Database.js';
 import { openPostgres } from '../../src/collector/store/postgres.js';
 import { migrate } from '../../src/collector/store/schema.js';
 import { scanBatch } from '../../src/sketch/codec.js';
-import { recentWindow, simulate } from './harness.js';
+import { pgTestDatabase, recentWindow, simulate } from './harness.js';
 
 /**
  * The PostgreSQL inbox (Ingestor.ts): acknowledged batches wait there until their replica's
  * checkpoint folds them; reads include them; a replica that died leaves rows another folds; a
  * replica whose rows were folded by another does not count them again. Real PostgreSQL.
  */
-const ADMIN_URL = process.env.SKETCHWATCH_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const HOUR = 3_600_000;
 
 describe('PostgreSQL inbox', () => {
-  const dbName = `sketchwatch_inbox_${process.pid}_${Date.now()}`;
-  let admin: pg.Client;
   let db: Database;
+  let drop: () => Promise<void>;
   before(async () => {
-    admin = new pg.Client({ connectionString: ADMIN_URL });
-    try {
-      await admin.connect();
-    } catch (e) {
-      throw new Error(`PostgreSQL is not reachable at ${ADMIN_URL} (${(e as Error).message}): start it, or set SKETCHWATCH_TEST_DATABASE_URL`);
-    }
-    await admin.query(`create database ${dbName}`);
-    const u = new URL(ADMIN_URL);
-    u.pathname = `/${dbName}`;
-    db = await openPostgres(u.toString());
+    const fresh = await pgTestDatabase('sketchwatch_inbox');
+    drop = fresh.drop;
+    db = await openPostgres(fresh.url);
     await migrate(db);
     await db.query(`insert into projects (id, ingest_key) values ('test', 'k')`);
   });
   after(async () => {
     await db?.close();
-    await admin.query(`drop database if exists ${dbName} with (force)`);
-    await admin.end();
+    await drop();
   });
 
   const count = async (table: string) => Number((await db.query<{ n: unknown }>(`select count(*) as n from ${table}`))[0].n);

@@ -3,17 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { rng, shuffle } from '../helpers.js';
-import { killAll, recentWindow, simulate, spawnCollector, totals, type Sent } from './harness.js';
+import { killAll, pgTestDatabase, recentWindow, simulate, spawnCollector, totals, type Sent } from './harness.js';
 
 /**
  * Collectors as real processes: two replicas on one PostgreSQL database, one on PGlite, and a
  * SIGKILL in the middle of ingest.
  */
 after(killAll);
-
-const ADMIN_URL = process.env.SKETCHWATCH_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** Sends every batch to the given collectors (round robin, `copies` times each, shuffled). */
 async function deliver(targets: Array<{ ingest(b: Uint8Array<ArrayBuffer>): Promise<Response> }>, sent: Sent, copies: number, seed: number): Promise<string[]> {
@@ -32,25 +29,12 @@ async function deliver(targets: Array<{ ingest(b: Uint8Array<ArrayBuffer>): Prom
 }
 
 describe('two collector replicas on one PostgreSQL database', () => {
-  const dbName = `sketchwatch_test_${process.pid}_${Date.now()}`;
-  let admin: pg.Client;
   let url: string;
+  let drop: () => Promise<void>;
   before(async () => {
-    admin = new pg.Client({ connectionString: ADMIN_URL });
-    try {
-      await admin.connect();
-    } catch (e) {
-      throw new Error(`PostgreSQL is not reachable at ${ADMIN_URL} (${(e as Error).message}): start it, or set SKETCHWATCH_TEST_DATABASE_URL`);
-    }
-    await admin.query(`create database ${dbName}`);
-    const u = new URL(ADMIN_URL);
-    u.pathname = `/${dbName}`;
-    url = u.toString();
+    ({ url, drop } = await pgTestDatabase('sketchwatch_test'));
   });
-  after(async () => {
-    await admin.query(`drop database if exists ${dbName} with (force)`);
-    await admin.end();
-  });
+  after(() => drop());
 
   it('batches spread over both, duplicates across replicas → counts exact', async () => {
     // Started together on purpose: migrations must not race.
