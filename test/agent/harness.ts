@@ -14,6 +14,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import * as tf from '@tensorflow/tfjs';
 import { decodeBatch, type WindowProfile } from '../../src/sketch/index.js';
 import { mergeWindows } from '../../src/agent/profiler.js';
+import { after, before } from 'node:test';
 import { ROOT } from '../collector/harness.js';
 
 export { ROOT };
@@ -325,4 +326,34 @@ export function inputRows(n: number, seed = 7): number[][] {
   let s = seed;
   const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   return Array.from({ length: n }, () => [rnd() * 2 - 1, rnd() * 2 - 1, rnd() * 2 - 1, rnd() * 4 - 2]);
+}
+
+/** A page that loads TF.js and the agent's IIFE build with script tags (wrap mode, README snippet). */
+export const WRAP_PAGE = `<!doctype html><html><head><meta charset="utf-8">
+<script src="/tfjs/tf.min.js"></script>
+<script src="/dist/agent/sketchwatch.iife.js"></script></head><body></body></html>`;
+
+/**
+ * Registers the before/after hooks of a browser test file: a test server serving the ESM page
+ * (and `pages`), and one Chromium. Read them from the returned object inside tests.
+ */
+export function browserSuite(pages: Record<string, string> = {}): { readonly server: TestServer; readonly browser: Browser } {
+  const suite = {} as { server: TestServer; browser: Browser };
+  before(async () => {
+    suite.server = await startServer();
+    suite.server.pages.set('/esm.html', esmPage());
+    for (const [path, html] of Object.entries(pages)) suite.server.pages.set(path, html);
+    suite.browser = await launch();
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.server?.close();
+  });
+  return suite;
+}
+
+/** Opens the ESM page of a suite's server and waits until the agent module is ready. */
+export async function gotoEsm(page: Page, server: TestServer): Promise<void> {
+  await page.goto(`${server.url}/esm.html`);
+  await page.waitForFunction(() => (window as any).ready);
 }

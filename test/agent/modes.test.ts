@@ -3,28 +3,13 @@
  * plain model's; the sink's profiles count every prediction once; quantiles match the exact
  * values of the inputs fed.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import type { Browser } from 'playwright-core';
-import { CLASSES, FEATURES, KEY, esmPage, graphArtifacts, graphReference, inputRows, launch, openPage, startServer, trainedModel, until, watchErrors, type TestServer } from './harness.js';
+import { browserSuite, CLASSES, esmPage, FEATURES, graphArtifacts, graphReference, inputRows, KEY, openPage, trainedModel, until, watchErrors, WRAP_PAGE } from './harness.js';
 import { exactQuantile } from '../helpers.js';
 
-let server: TestServer;
-let browser: Browser;
-
-before(async () => {
-  server = await startServer();
-  server.pages.set('/esm.html', esmPage());
-  server.pages.set('/wrap.html', `<!doctype html><html><head><meta charset="utf-8">
-<script src="/tfjs/tf.min.js"></script>
-<script src="/dist/agent/sketchwatch.iife.js"></script></head><body></body></html>`);
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const suite = browserSuite({ '/wrap.html': WRAP_PAGE });
 
 /** Largest |rank(q-quantile from the sketch) − q| over a grid, against the exact sorted values. */
 function worstRankError(values: number[], quantile: (q: number) => number): number {
@@ -45,12 +30,12 @@ function worstRankError(values: number[], quantile: (q: number) => number): numb
 
 describe('worker mode', () => {
   test('a layers model from a URL: same predictions as the plain model, every prediction profiled once', async () => {
-    server.sink.reset();
+    suite.server.sink.reset();
     const reference = await trainedModel();
     const rows = inputRows(600);
-    const page = await openPage(browser);
+    const page = await openPage(suite.browser);
     const errors = watchErrors(page);
-    await page.goto(`${server.url}/esm.html`);
+    await page.goto(`${suite.server.url}/esm.html`);
     await page.waitForFunction(() => (window as any).ready);
     const result = await page.evaluate(async ({ url, key, rows, features, classes }) => {
       const sw = (window as any).sketchwatch;
@@ -63,7 +48,7 @@ describe('worker mode', () => {
       const typed = await model.predict({ data: new Float32Array(rows[0]), shape: [1, 4] });
       const status = await model.flush();
       return { out, backend: model.backend as string, format: model.format as string, typed: { data: Array.from(typed.data as Float32Array), shape: typed.shape as number[] }, status };
-    }, { url: server.url, key: KEY, rows, features: FEATURES, classes: CLASSES });
+    }, { url: suite.server.url, key: KEY, rows, features: FEATURES, classes: CLASSES });
     assert.equal(result.backend, 'cpu');
     assert.equal(result.format, 'layers');
     const expected = (reference.predict(tf.tensor2d(rows)) as tf.Tensor).arraySync() as number[][];
@@ -74,8 +59,8 @@ describe('worker mode', () => {
     assert.deepEqual(result.typed.shape, [1, 3]);
     assert.ok(Math.abs(result.typed.data[0] - expected[0][0]) < 1e-5);
 
-    await until(() => server.sink.predictions() === rows.length + 1, 10_000, 'all predictions at the sink');
-    const windows = server.sink.merged();
+    await until(() => suite.server.sink.predictions() === rows.length + 1, 10_000, 'all predictions at the sink');
+    const windows = suite.server.sink.merged();
     assert.equal(windows.length, 1, 'one window, one segment');
     const w = windows[0];
     assert.deepEqual(w.segment, { backend: 'cpu', model: 'weather', version: '1' });
@@ -107,11 +92,11 @@ describe('worker mode', () => {
   });
 
   test('a graph model from a tf.io handler; wasm and webgl report the backend that runs', async (t) => {
-    server.sink.reset();
+    suite.server.sink.reset();
     const rows = inputRows(40, 3);
-    const page = await openPage(browser);
+    const page = await openPage(suite.browser);
     const errors = watchErrors(page);
-    await page.goto(`${server.url}/esm.html`);
+    await page.goto(`${suite.server.url}/esm.html`);
     await page.waitForFunction(() => (window as any).ready);
     const result = await page.evaluate(async ({ url, key, rows, artifacts }) => {
       const sw = (window as any).sketchwatch;
@@ -128,7 +113,7 @@ describe('worker mode', () => {
       out.nopaths = { backend: m.backend, note: m.backendNote };
       await m.close();
       return out;
-    }, { url: server.url, key: KEY, rows, artifacts: graphArtifacts() }) as Record<string, { backend: string; note: string | null; format: string; y: number[][] }>;
+    }, { url: suite.server.url, key: KEY, rows, artifacts: graphArtifacts() }) as Record<string, { backend: string; note: string | null; format: string; y: number[][] }>;
     const expected = graphReference(rows);
     t.diagnostic(`webgl asked: ${result.webgl.backend} runs${result.webgl.note ? ` (${result.webgl.note})` : ''}`);
     assert.equal(result.wasm.backend, 'wasm', `wasm ran: ${result.wasm.note}`);
@@ -143,8 +128,8 @@ describe('worker mode', () => {
     }
     assert.equal(result.nopaths.backend, 'cpu');
     assert.match(result.nopaths.note ?? '', /wasmPaths/);
-    await until(() => server.sink.predictions() === rows.length * 3, 10_000, 'graph predictions at the sink');
-    const segments = server.sink.merged().map((w) => `${w.segment.model}:${w.segment.backend}`).sort();
+    await until(() => suite.server.sink.predictions() === rows.length * 3, 10_000, 'graph predictions at the sink');
+    const segments = suite.server.sink.merged().map((w) => `${w.segment.model}:${w.segment.backend}`).sort();
     assert.deepEqual(segments, ['graph-cpu:cpu', `graph-wasm:wasm`, `graph-webgl:${result.webgl.backend}`].sort());
     assert.deepEqual(errors.filter((e) => !/webgl/i.test(e)), []);
     await page.close();
@@ -153,9 +138,9 @@ describe('worker mode', () => {
 
 describe('worker mode with the page\'s tfjs', () => {
   test('a tf.Tensor goes in (its data copied once and transferred), { data, shape } comes out', async () => {
-    const page = await openPage(browser);
+    const page = await openPage(suite.browser);
     const errors = watchErrors(page);
-    await page.goto(`${server.url}/wrap.html`);
+    await page.goto(`${suite.server.url}/wrap.html`);
     const rows = inputRows(8, 21);
     const result = await page.evaluate(async ({ url, key, rows }) => {
       const tf = (window as any).tf;
@@ -166,7 +151,7 @@ describe('worker mode with the page\'s tfjs', () => {
       x.dispose();
       await m.close();
       return { shape: y.shape, data: Array.from(y.data as Float32Array), stillUsable };
-    }, { url: server.url, key: KEY, rows });
+    }, { url: suite.server.url, key: KEY, rows });
     const expected = ((await trainedModel()).predict(tf.tensor2d(rows)) as tf.Tensor).dataSync();
     assert.deepEqual(result.shape, [8, 3]);
     assert.equal(result.stillUsable, 32);
@@ -176,9 +161,9 @@ describe('worker mode with the page\'s tfjs', () => {
   });
 
   test('workerUrl: a page whose CSP forbids blob: workers gets a clear error by default and works with workerUrl', async (t) => {
-    server.pages.set('/csp.html', esmPage(`<meta http-equiv="Content-Security-Policy" content="worker-src 'self'">`));
-    const page = await openPage(browser);
-    await page.goto(`${server.url}/csp.html`);
+    suite.server.pages.set('/csp.html', esmPage(`<meta http-equiv="Content-Security-Policy" content="worker-src 'self'">`));
+    const page = await openPage(suite.browser);
+    await page.goto(`${suite.server.url}/csp.html`);
     await page.waitForFunction(() => (window as any).ready);
     const result = await page.evaluate(async ({ url, key }) => {
       const sw = (window as any).sketchwatch;
@@ -188,7 +173,7 @@ describe('worker mode with the page\'s tfjs', () => {
       const y = await m.predict([[0, 0, 0, 0]]);
       await m.close();
       return { blocked, rows: y.length };
-    }, { url: server.url, key: KEY });
+    }, { url: suite.server.url, key: KEY });
     t.diagnostic(`default worker under the CSP: ${result.blocked}`);
     assert.match(result.blocked, /^worker_dead: the sketchwatch worker could not start .*worker-src blob:.*workerUrl/);
     assert.equal(result.rows, 1);
@@ -198,11 +183,11 @@ describe('worker mode with the page\'s tfjs', () => {
 
 describe('wrap mode', () => {
   test('the wrapped model returns the same tensors and errors; copies are profiled', async () => {
-    server.sink.reset();
+    suite.server.sink.reset();
     const rows = inputRows(300, 11);
-    const page = await openPage(browser);
+    const page = await openPage(suite.browser);
     const errors = watchErrors(page);
-    await page.goto(`${server.url}/wrap.html`);
+    await page.goto(`${suite.server.url}/wrap.html`);
     const result = await page.evaluate(async ({ url, key, rows, features, classes }) => {
       const tf = (window as any).tf;
       const sw = (window as any).sketchwatch;
@@ -235,15 +220,15 @@ describe('wrap mode', () => {
       await new Promise((r) => setTimeout(r, 300));
       const status = await wrapped.sketchwatch.flush();
       return { mismatches: maxDiff, calls, plainError, wrappedError, sameLayers, status, monitorError: wrapped.sketchwatch.error, tensorsLeft: tf.memory().numTensors };
-    }, { url: server.url, key: KEY, rows, features: FEATURES, classes: CLASSES });
+    }, { url: suite.server.url, key: KEY, rows, features: FEATURES, classes: CLASSES });
     assert.equal(result.mismatches, 0);
     assert.equal(result.calls, 10);
     assert.ok(result.plainError.length > 0);
     assert.equal(result.wrappedError, result.plainError);
     assert.equal(result.sameLayers, true);
     assert.equal(result.monitorError, null);
-    await until(() => server.sink.predictions() === rows.length, 10_000, 'wrapped predictions at the sink');
-    const [w] = server.sink.merged();
+    await until(() => suite.server.sink.predictions() === rows.length, 10_000, 'wrapped predictions at the sink');
+    const [w] = suite.server.sink.merged();
     assert.equal(w.predictions, rows.length);
     assert.equal(w.segment.backend, 'cpu');
     assert.equal(w.events.get('predict_error'), 1, 'the failed call is counted');
@@ -261,11 +246,11 @@ describe('wrap mode', () => {
   });
 
   test('a graph model\'s executeAsync: same tensors back, copies profiled', async () => {
-    server.sink.reset();
+    suite.server.sink.reset();
     const rows = inputRows(20, 13);
-    const page = await openPage(browser);
+    const page = await openPage(suite.browser);
     const errors = watchErrors(page);
-    await page.goto(`${server.url}/wrap.html`);
+    await page.goto(`${suite.server.url}/wrap.html`);
     const result = await page.evaluate(async ({ url, key, rows, artifacts }) => {
       const tf = (window as any).tf;
       await tf.setBackend('cpu');
@@ -281,13 +266,13 @@ describe('wrap mode', () => {
       await new Promise((r) => setTimeout(r, 200));
       await wrapped.sketchwatch.flush();
       return { same, notAModelMethod, y: (await plain.executeAsync(tf.tensor2d(rows))).arraySync() };
-    }, { url: server.url, key: KEY, rows, artifacts: graphArtifacts() });
+    }, { url: suite.server.url, key: KEY, rows, artifacts: graphArtifacts() });
     assert.equal(result.same, true);
     assert.equal(result.notAModelMethod, true);
     const expected = graphReference(rows);
     for (let i = 0; i < rows.length; i++) assert.ok(Math.abs(result.y[i][0] - expected[i][0]) < 1e-5);
-    await until(() => server.sink.predictions() === rows.length, 10_000, 'executeAsync predictions at the sink');
-    const [w] = server.sink.merged();
+    await until(() => suite.server.sink.predictions() === rows.length, 10_000, 'executeAsync predictions at the sink');
+    const [w] = suite.server.sink.merged();
     assert.equal(w.outputs.get('class')!.count, rows.length);
     assert.equal(w.inputs.get('x0')!.count, rows.length);
     assert.deepEqual(errors, []);

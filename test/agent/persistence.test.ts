@@ -1,30 +1,18 @@
 /**
- * Windows survive the page: reloads, browser restarts (persistent profile), navigation away and
+ * Windows survive the page: reloads, suite.browser restarts (persistent profile), navigation away and
  * page.close() lose nothing that was checkpointed, and the predictions land in one window.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
-import { FEATURES, KEY, esmPage, inputRows, launch, launchPersistent, openPage, startServer, tempDir, until, watchErrors, type TestServer } from './harness.js';
+import type { Page } from 'playwright-core';
+import { browserSuite, FEATURES, gotoEsm, inputRows, KEY, launchPersistent, openPage, tempDir, until, watchErrors } from './harness.js';
 
 const DAY = 86_400_000;
-let server: TestServer;
-let browser: Browser;
-
-before(async () => {
-  server = await startServer();
-  server.pages.set('/esm.html', esmPage());
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const suite = browserSuite();
 
 /** Loads the agent (flushes only when told), makes `n` predictions, waits for the checkpoint. */
 async function predictAndCheckpoint(page: Page, n: number, seed: number, model = 'persist'): Promise<{ agentId: string; store: string }> {
-  await page.goto(`${server.url}/esm.html`);
-  await page.waitForFunction(() => (window as any).ready);
+  await gotoEsm(page, suite.server);
   return page.evaluate(async ({ url, key, rows, features, model }) => {
     const sw = (window as any).sketchwatch;
     const m = await sw.load({ modelUrl: '/model/model.json', collector: url, key, model, inputs: features, window: 86_400_000, flushInterval: 3_600_000, checkpointInterval: 100 });
@@ -36,7 +24,7 @@ async function predictAndCheckpoint(page: Page, n: number, seed: number, model =
       s = await m.status();
     }
     return { agentId: s.agentId, store: s.store };
-  }, { url: server.url, key: KEY, rows: inputRows(n, seed), features: FEATURES, model });
+  }, { url: suite.server.url, key: KEY, rows: inputRows(n, seed), features: FEATURES, model });
 }
 
 async function flushAll(page: Page): Promise<void> {
@@ -47,15 +35,15 @@ async function flushAll(page: Page): Promise<void> {
 }
 
 function oneWindow(model: string): void {
-  const windows = server.sink.merged().filter((w) => w.segment.model === model);
+  const windows = suite.server.sink.merged().filter((w) => w.segment.model === model);
   const starts = new Set(windows.map((w) => w.start));
   // The test never spans two UTC days in practice; if it did, two windows are right.
   assert.ok(starts.size === 1 || (starts.size === 2 && [...starts].every((s) => s % DAY === 0)), `windows: ${[...starts]}`);
 }
 
 test('a reload continues the same window; every prediction arrives once', async () => {
-  server.sink.reset();
-  const page = await openPage(browser);
+  suite.server.sink.reset();
+  const page = await openPage(suite.browser);
   const errors = watchErrors(page);
   const first = await predictAndCheckpoint(page, 70, 1, 'reload');
   assert.equal(first.store, 'indexeddb');
@@ -63,17 +51,17 @@ test('a reload continues the same window; every prediction arrives once', async 
   const second = await predictAndCheckpoint(page, 30, 2, 'reload');
   assert.equal(second.agentId, first.agentId, 'the agent id is kept in IndexedDB');
   await flushAll(page);
-  await until(() => server.sink.predictions() === 100, 10_000, '100 predictions');
+  await until(() => suite.server.sink.predictions() === 100, 10_000, '100 predictions');
   oneWindow('reload');
-  const [w] = server.sink.merged();
+  const [w] = suite.server.sink.merged();
   assert.equal(w.predictions, 100);
   assert.equal(w.inputs.get('temp')!.count, 100);
   assert.deepEqual(errors, []);
   await page.close();
 });
 
-test('a browser restart with the same profile continues the same window and agent', async () => {
-  server.sink.reset();
+test('a suite.browser restart with the same profile continues the same window and agent', async () => {
+  suite.server.sink.reset();
   const dir = tempDir('sw-profile-');
   try {
     let context = await launchPersistent(dir.path);
@@ -86,7 +74,7 @@ test('a browser restart with the same profile continues the same window and agen
     const second = await predictAndCheckpoint(page, 20, 4, 'restart');
     assert.equal(second.agentId, first.agentId);
     await flushAll(page);
-    await until(() => server.sink.predictions() === 100, 10_000, '100 predictions after the restart');
+    await until(() => suite.server.sink.predictions() === 100, 10_000, '100 predictions after the restart');
     oneWindow('restart');
     assert.deepEqual(errors, []);
     await context.close();
@@ -96,8 +84,8 @@ test('a browser restart with the same profile continues the same window and agen
 });
 
 test('navigating away and page.close() lose nothing that was checkpointed', async () => {
-  server.sink.reset();
-  const context = await browser.newContext();
+  suite.server.sink.reset();
+  const context = await suite.browser.newContext();
   const a = await openPage(context);
   await predictAndCheckpoint(a, 60, 5, 'close');
   await a.goto('about:blank');
@@ -108,26 +96,26 @@ test('navigating away and page.close() lose nothing that was checkpointed', asyn
   const errors = watchErrors(c);
   await predictAndCheckpoint(c, 0, 7, 'close');
   await flushAll(c);
-  await until(() => server.sink.predictions() === 100, 10_000, '100 predictions');
+  await until(() => suite.server.sink.predictions() === 100, 10_000, '100 predictions');
   oneWindow('close');
   assert.deepEqual(errors, []);
   await context.close();
 });
 
 test('hidden: the page beacons what was recorded without waiting for the flush interval', async () => {
-  server.sink.reset();
-  const context = await browser.newContext();
+  suite.server.sink.reset();
+  const context = await suite.browser.newContext();
   const page = await openPage(context);
   const errors = watchErrors(page);
   await predictAndCheckpoint(page, 25, 8, 'hidden');
-  assert.equal(server.sink.predictions(), 0, 'nothing sent before the page is hidden');
+  assert.equal(suite.server.sink.predictions(), 0, 'nothing sent before the page is hidden');
   await page.evaluate(() => {
     Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
     document.dispatchEvent(new Event('visibilitychange'));
   });
-  await until(() => server.sink.predictions() === 25, 10_000, 'the hidden page\'s batch');
+  await until(() => suite.server.sink.predictions() === 25, 10_000, 'the hidden page\'s batch');
   // The page itself sent it with sendBeacon (the worker's fetch may have won the race to apply it).
-  await until(() => server.sink.beacons > 0, 5_000, 'a beacon from the hidden page');
+  await until(() => suite.server.sink.beacons > 0, 5_000, 'a beacon from the hidden page');
   // Later, visible again and flushed: the beacon's batch is acknowledged as a duplicate or by
   // the worker's own send, and the outbox empties without counting anything twice.
   await page.evaluate(() => {
@@ -143,7 +131,7 @@ test('hidden: the page beacons what was recorded without waiting for the flush i
     }
     throw new Error('outbox did not empty');
   });
-  assert.equal(server.sink.predictions(), 25);
+  assert.equal(suite.server.sink.predictions(), 25);
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -3,30 +3,15 @@
  * IndexedDB refuses to open, not when the collector is unreachable, not with bad options. Calls
  * that cannot be answered reject with a clear SketchwatchError after the timeout.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page, Worker } from 'playwright-core';
-import { CLASSES, FEATURES, KEY, esmPage, launch, openPage, startServer, until, watchErrors, type TestServer } from './harness.js';
+import type { Page, Worker } from 'playwright-core';
+import { browserSuite, CLASSES, FEATURES, gotoEsm, KEY, openPage, until, watchErrors, WRAP_PAGE } from './harness.js';
 
-let server: TestServer;
-let browser: Browser;
-
-before(async () => {
-  server = await startServer();
-  server.pages.set('/esm.html', esmPage());
-  server.pages.set('/wrap.html', `<!doctype html><html><head><meta charset="utf-8">
-<script src="/tfjs/tf.min.js"></script>
-<script src="/dist/agent/sketchwatch.iife.js"></script></head><body></body></html>`);
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const suite = browserSuite({ '/wrap.html': WRAP_PAGE });
 
 async function esm(page: Page): Promise<void> {
-  await page.goto(`${server.url}/esm.html`);
-  await page.waitForFunction(() => (window as any).ready);
+  await gotoEsm(page, suite.server);
 }
 
 /** The agent's worker (the page starts no other). */
@@ -44,14 +29,14 @@ async function closeWorker(worker: Worker): Promise<void> {
 }
 
 test('worker killed: pending and later calls reject with a clear error; the page sees none', async () => {
-  const page = await openPage(browser);
+  const page = await openPage(suite.browser);
   const errors = watchErrors(page);
   await esm(page);
   await page.evaluate(async ({ url, key }) => {
     const sw = (window as any).sketchwatch;
     (window as any).m = await sw.load({ modelUrl: '/model/model.json', collector: url, key, model: 'killed', callTimeout: 1000 });
     await (window as any).m.predict([[0, 0, 0, 0]]);
-  }, { url: server.url, key: KEY });
+  }, { url: suite.server.url, key: KEY });
   const worker = await agentWorker(page);
   await closeWorker(worker);
   const outcome = await page.evaluate(async () => {
@@ -74,13 +59,13 @@ test('worker killed: pending and later calls reject with a clear error; the page
 });
 
 test('a stalled worker: the call rejects after the timeout, and the agent carries on', async () => {
-  const page = await openPage(browser);
+  const page = await openPage(suite.browser);
   const errors = watchErrors(page);
   await esm(page);
   await page.evaluate(async ({ url, key }) => {
     const sw = (window as any).sketchwatch;
     (window as any).m = await sw.load({ modelUrl: '/model/model.json', collector: url, key, model: 'stalled', callTimeout: 500, storage: 'memory' });
-  }, { url: server.url, key: KEY });
+  }, { url: suite.server.url, key: KEY });
   const worker = await agentWorker(page);
   // Busy for 1.2 s: longer than the call timeout, shorter than the liveness probe's patience.
   void worker.evaluate(() => {
@@ -98,17 +83,17 @@ test('a stalled worker: the call rejects after the timeout, and the agent carrie
 });
 
 test('wrap mode: the page keeps working when the worker dies', async () => {
-  server.sink.reset();
-  const page = await openPage(browser);
+  suite.server.sink.reset();
+  const page = await openPage(suite.browser);
   const errors = watchErrors(page);
-  await page.goto(`${server.url}/wrap.html`);
+  await page.goto(`${suite.server.url}/wrap.html`);
   await page.evaluate(async ({ url, key }) => {
     const tf = (window as any).tf;
     await tf.setBackend('cpu');
     const plain = await tf.loadLayersModel('/model/model.json');
     (window as any).w = (window as any).sketchwatch.wrap(plain, { collector: url, key, model: 'wrap-killed', callTimeout: 500 });
     (window as any).w.predict(tf.ones([1, 4])).dispose();
-  }, { url: server.url, key: KEY });
+  }, { url: suite.server.url, key: KEY });
   await closeWorker(await agentWorker(page));
   const sums = await page.evaluate(async () => {
     const tf = (window as any).tf;
@@ -127,8 +112,8 @@ test('wrap mode: the page keeps working when the worker dies', async () => {
 });
 
 test('IndexedDB refuses to open: one warning, data kept in memory and still sent', async () => {
-  server.sink.reset();
-  const page = await openPage(browser);
+  suite.server.sink.reset();
+  const page = await openPage(suite.browser);
   const errors = watchErrors(page);
   const warnings: string[] = [];
   page.on('console', (m) => {
@@ -150,17 +135,17 @@ test('IndexedDB refuses to open: one warning, data kept in memory and still sent
     const m = await sw.load({ modelUrl: '/model/model.json', collector: url, key, model: 'blocked-idb' });
     await m.predict([[1, 2, 3, 4], [2, 3, 4, 5]]);
     return m.flush();
-  }, { url: server.url, key: KEY });
+  }, { url: suite.server.url, key: KEY });
   assert.equal(status.store, 'memory');
-  await until(() => server.sink.predictions() === 2, 10_000, 'predictions sent from memory');
+  await until(() => suite.server.sink.predictions() === 2, 10_000, 'predictions sent from memory');
   assert.equal(warnings.filter((w) => /IndexedDB/.test(w)).length, 1, `one warning: ${warnings}`);
   assert.deepEqual(errors, []);
   await page.close();
 });
 
 test('a newer agent upgrading the database is not blocked; this one carries on in memory', async () => {
-  server.sink.reset();
-  const page = await openPage(browser);
+  suite.server.sink.reset();
+  const page = await openPage(suite.browser);
   const errors = watchErrors(page);
   await esm(page);
   const result = await page.evaluate(async ({ url, key }) => {
@@ -182,19 +167,19 @@ test('a newer agent upgrading the database is not blocked; this one carries on i
     await new Promise((r) => setTimeout(r, 400));
     const after = await m.flush();
     return { outcome, before: before.store, after };
-  }, { url: server.url, key: KEY });
+  }, { url: suite.server.url, key: KEY });
   assert.equal(result.outcome, 'upgraded');
   assert.equal(result.before, 'indexeddb');
   assert.equal(result.after.store, 'memory');
   // The two predictions made after the upgrade are sent from memory under a new agent id.
-  await until(() => server.sink.predictions() >= 2, 10_000, 'predictions after the upgrade');
-  assert.equal(result.after.agentId, server.sink.applied.at(-1)!.agentId);
+  await until(() => suite.server.sink.predictions() >= 2, 10_000, 'predictions after the upgrade');
+  assert.equal(result.after.agentId, suite.server.sink.applied.at(-1)!.agentId);
   assert.deepEqual(errors, []);
   await page.close();
 });
 
 test('collector unreachable: predictions work, the outbox keeps the batches, no page error', async () => {
-  const page = await openPage(browser);
+  const page = await openPage(suite.browser);
   const errors = watchErrors(page);
   await esm(page);
   const status = await page.evaluate(async () => {
@@ -213,9 +198,9 @@ test('collector unreachable: predictions work, the outbox keeps the batches, no 
 });
 
 test('bad options: load() rejects with what is wrong; wrap() returns a working, unmonitored model', async () => {
-  const page = await openPage(browser);
+  const page = await openPage(suite.browser);
   const errors = watchErrors(page);
-  await page.goto(`${server.url}/wrap.html`);
+  await page.goto(`${suite.server.url}/wrap.html`);
   const result = await page.evaluate(async ({ features, classes }) => {
     const sw = (window as any).sketchwatch;
     const tf = (window as any).tf;
@@ -247,8 +232,8 @@ test('bad options: load() rejects with what is wrong; wrap() returns a working, 
 });
 
 test('data-quality tripwires: NaN inputs and a failing call are counted and sent early', async () => {
-  server.sink.reset();
-  const page = await openPage(browser);
+  suite.server.sink.reset();
+  const page = await openPage(suite.browser);
   const errors = watchErrors(page);
   await esm(page);
   await page.evaluate(async ({ url, key, features }) => {
@@ -257,14 +242,14 @@ test('data-quality tripwires: NaN inputs and a failing call are counted and sent
     await (window as any).m.predict([[NaN, 0, 0, 0], [0, 0, 0, 0]]);
     // Three columns for a four-input model: tfjs refuses; the caller gets its error.
     (window as any).wrongShape = await (window as any).m.predict([[0, 0, 0]]).then(() => 'resolved', (e: any) => e.message);
-  }, { url: server.url, key: KEY, features: FEATURES });
+  }, { url: suite.server.url, key: KEY, features: FEATURES });
   assert.match(await page.evaluate(() => (window as any).wrongShape), /shape|expected/i);
   // Sent well before the hour-long flush interval.
-  await until(() => server.sink.predictions() >= 2, 10_000, 'the tripwire\'s early send');
-  const [w] = server.sink.merged();
+  await until(() => suite.server.sink.predictions() >= 2, 10_000, 'the tripwire\'s early send');
+  const [w] = suite.server.sink.merged();
   assert.equal(w.events.get('nonfinite_input'), 1);
   assert.equal(w.inputs.get('temp')!.nan, 1);
-  await until(() => (server.sink.merged()[0].events.get('predict_error') ?? 0) === 1, 10_000, 'the failed call\'s event');
+  await until(() => (suite.server.sink.merged()[0].events.get('predict_error') ?? 0) === 1, 10_000, 'the failed call\'s event');
   assert.deepEqual(errors, []);
   await page.close();
 });
