@@ -447,16 +447,19 @@ export class Ingestor {
 
   private async swap(): Promise<Generation | null> {
     if (this.fold.batches === 0 && this.dirty.size === 0 && this.inboxIds.length === 0) return null;
+    // The new segment first: if it cannot be opened, nothing is swapped (and appends fail until
+    // it can), so no fold is ever dropped between the two.
+    const segment = this.journal?.current ?? -1;
+    if (this.journal) await this.journal.rotate();
     const generation: Generation = {
       merge: this.fold,
-      segment: this.journal?.current ?? -1,
+      segment,
       inboxIds: this.inboxIds,
       agents: [...this.dirty].map(rowOf),
     };
     this.fold = this.spareFolds.pop() ?? new FlushMerge();
     this.inboxIds = [];
     this.dirty.clear();
-    if (this.journal) await this.journal.rotate();
     return generation;
   }
 

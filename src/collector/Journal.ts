@@ -86,10 +86,11 @@ export class Journal {
 
   /** Makes `segment` the one appends go to (created if missing). */
   async start(segment: number): Promise<void> {
-    await this.file?.close();
-    this.file = null;
-    this.file = await open(this.path(segment), 'a');
-    this.size = (await this.file.stat()).size;
+    const next = await open(this.path(segment), 'a');
+    const size = (await next.stat()).size;
+    await this.file?.close().catch(() => {});
+    this.file = next;
+    this.size = size;
     this.current = segment;
   }
 

@@ -257,6 +257,31 @@ describe('Ingestor on the embedded store with a journal', () => {
     }
   });
 
+  it('a new segment that cannot be opened swaps nothing: the next checkpoint writes every batch', async () => {
+    const db = await freshDb();
+    const jdir = mkdtempSync(join(tmpdir(), 'sketchwatch-journal-rotate-'));
+    try {
+      const ingestor = new Ingestor(db, new Metrics(), { journalDir: jdir, checkpointMs: 3_600_000 });
+      await ingestor.open();
+      for (let s = 0; s < 3; s++) await ingestor.submit('p', view('r', window(s), s));
+      const journal = (ingestor as unknown as { journal: Journal }).journal;
+      const rotate = journal.rotate.bind(journal);
+      journal.rotate = async () => {
+        throw new Error('EMFILE');
+      };
+      await assert.rejects(ingestor.sync(), /EMFILE/);
+      assert.equal((await stored(db)).predictions, 0);
+      journal.rotate = rotate;
+      await ingestor.submit('p', view('r', window(3), 3));
+      await ingestor.sync();
+      assert.equal((await stored(db)).predictions, 200);
+      await ingestor.close();
+    } finally {
+      await db.close();
+      rmSync(jdir, { recursive: true, force: true });
+    }
+  });
+
   it('binary COPY stores what INSERT stores', async () => {
     const db = await freshDb();
     await db.exec('create table copy_check (t text, a bigint, b integer, p bytea)');
