@@ -33,7 +33,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -186,9 +186,20 @@ interface MetricsSnapshot {
   cpuUs: number;
   wallMs: number;
   elu: EventLoopUtilization;
+  /** Event-loop delay since the previous snapshot (ms). */
+  delay: { p99: number; max: number };
 }
 
+/**
+ * The collector's event-loop delay (how late timers run: what a request waits behind a long
+ * task), reset at each snapshot; 10 ms resolution is the finest that costs nothing measurable.
+ */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
 async function snapshot(url: string): Promise<MetricsSnapshot> {
+  const delay = { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
+  loopDelay.reset();
   const text = await (await fetch(`${url}/metrics`)).text();
   const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
   const cpu = process.cpuUsage();
@@ -204,6 +215,7 @@ async function snapshot(url: string): Promise<MetricsSnapshot> {
     cpuUs: cpu.user + cpu.system,
     wallMs: performance.now(),
     elu: performance.eventLoopUtilization(),
+    delay,
   };
 }
 
@@ -221,6 +233,8 @@ interface PhaseStats {
   cpu: number;
   /** Main-thread event-loop utilization. */
   elu: number;
+  /** Event-loop delay over the phase (ms): long tasks, not queueing. */
+  delay: { p99: number; max: number };
   partialRows: number;
 }
 
@@ -239,6 +253,7 @@ function phaseStats(a: MetricsSnapshot, b: MetricsSnapshot): PhaseStats {
     meanCheckpointMs: b.checkpointCount > a.checkpointCount ? ((b.checkpointSum - a.checkpointSum) * 1000) / (b.checkpointCount - a.checkpointCount) : 0,
     cpu: (b.cpuUs - a.cpuUs) / 1000 / wall,
     elu: performance.eventLoopUtilization(b.elu, a.elu).utilization,
+    delay: b.delay,
     partialRows: b.partialRows,
   };
 }
@@ -432,12 +447,12 @@ function print(reports: StoreReport[], totalMs: number): boolean {
     for (const [name, s, res] of phases) {
       rows.push([
         `${STORE_LABEL[r.store]}: ${name}`, fmt(s.flushes), fmt(s.batchesPerFlush, 1), fmt(s.meanFlushMs, 1), `${fmt(100 * s.flushBusy)}%`,
-        `${fmt(s.checkpoints)} × ${fmt(s.meanCheckpointMs, 1)} ms`, `${fmt(s.detectorPasses)} × ${fmt(s.meanDetectorMs)} ms`, `${fmt(100 * s.cpu)}%`, `${fmt(100 * s.elu)}%`,
+        `${fmt(s.checkpoints)} × ${fmt(s.meanCheckpointMs, 1)} ms`, `${fmt(s.detectorPasses)} × ${fmt(s.meanDetectorMs)} ms`, `${fmt(100 * s.cpu)}%`, `${fmt(100 * s.elu)}%`, `${fmt(s.delay.p99)} / ${fmt(s.delay.max)}`,
         `${fmt(res.latency.p50, 1)} / ${fmt(res.latency.p99, 1)}`,
       ]);
     }
   }
-  out.push(table(['phase', 'flushes', 'batches/flush', 'ms/flush', 'in flush', 'checkpoints', 'detector passes', 'CPU', 'loop busy', 'p50/p99 ms'], rows));
+  out.push(table(['phase', 'flushes', 'batches/flush', 'ms/flush', 'in flush', 'checkpoints', 'detector passes', 'CPU', 'loop busy', 'loop delay p99/max ms', 'p50/p99 ms'], rows));
   out.push('(flushes and ms/flush: sketchwatch_flush_seconds count and sum, a group made durable; checkpoints: the fold written to the store; CPU: the collector process, all threads, over wall time)');
   out.push('');
   let ok = true;

@@ -154,13 +154,15 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
     }
   };
 
+  // Admin requests see every batch this replica acknowledged: its fold is written first (a
+  // checkpoint that fails is retried by the next; the request goes on with what the store holds).
+  const syncFirst = async () => {
+    await ingestor.sync().catch(() => {});
+  };
+
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireAdmin);
-    // Reads see every batch this replica acknowledged: its fold is written first (a checkpoint
-    // that fails is retried by the next; the read goes on with what the store holds).
-    admin.addHook('preHandler', async () => {
-      await ingestor.sync().catch(() => {});
-    });
+    admin.addHook('preHandler', syncFirst);
 
     admin.post('/v1/projects', {
       schema: {
@@ -265,11 +267,7 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireAdmin);
-    // Reads see every batch this replica acknowledged: its fold is written first (a checkpoint
-    // that fails is retried by the next; the read goes on with what the store holds).
-    admin.addHook('preHandler', async () => {
-      await ingestor.sync().catch(() => {});
-    });
+    admin.addHook('preHandler', syncFirst);
     const params = {
       type: 'object',
       properties: { project: { type: 'string' }, model: { type: 'string' }, name: { type: 'string', pattern: BASELINE_NAME.source } },
@@ -341,11 +339,7 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireAdmin);
-    // Reads see every batch this replica acknowledged: its fold is written first (a checkpoint
-    // that fails is retried by the next; the read goes on with what the store holds).
-    admin.addHook('preHandler', async () => {
-      await ingestor.sync().catch(() => {});
-    });
+    admin.addHook('preHandler', syncFirst);
     type PP = { Params: { project: string } };
 
     admin.post('/v1/projects/:project/webhooks', {
