@@ -78,7 +78,7 @@ const FLUSH_MS = args['flush-ms'] === undefined ? undefined : Number(args['flush
 const DETECT_MS = args['detect-ms'] === undefined ? undefined : Number(args['detect-ms']);
 /**
  * Diagnosis: SKETCHWATCH_BENCH_PROFILE=DIR writes a CPU profile of this process (the collector)
- * for each throughput run, and nothing else (set-up, warm-up and PGlite's start are left out).
+ * for each throughput run and the fixed-rate run (`node bench/longtasks.mjs FILE` lists its long tasks), and nothing else (set-up, warm-up and PGlite's start are left out).
  */
 const PROFILE_DIR = process.env.SKETCHWATCH_BENCH_PROFILE;
 
@@ -362,7 +362,9 @@ async function benchStore(store: StoreName, loadgen: LoadGen, windowStart: numbe
     // Let group commits and the detector settle so the latency run starts from a quiet server.
     await new Promise((r) => setTimeout(r, 2_000));
     const before = await snapshot(url);
+    const profiler = PROFILE_DIR ? await startProfile() : null;
     const result = await loadgen.run(spec('fixed', FIXED_RATE * FIXED_SECONDS, { rate: FIXED_RATE, maxMs: FIXED_SECONDS * 1000 + 1_000 }));
+    if (profiler) await profiler.stop(join(PROFILE_DIR!, `${store}-fixed.cpuprofile`));
     report.fixed = { result, stats: phaseStats(before, await snapshot(url)) };
     account(result);
     process.stderr.write(`  ${store}: fixed ${FIXED_RATE}/s: p99 ${result.latency.p99.toFixed(1)} ms, ${result.errors} errors\n`);
