@@ -109,7 +109,6 @@ const AGENTS_PER_STATEMENT = 250;
 /** Batches merged into the fold between two turns of the event loop (~150–300 µs each). */
 const MERGE_SLICE = 8;
 
-
 /** A batch refused at commit because it cannot merge with the others (not acknowledged). */
 export class MergeConflictError extends Error {
   override name = 'MergeConflictError';
@@ -304,7 +303,14 @@ export class Ingestor {
       // The first slice waits too, so the answers just given go out before any merging.
       if (i % MERGE_SLICE === 0) await yieldToLoop();
       const a = accepted[i];
-      this.fold.mergeBatch(a.project, a.batch.windows, a.batch.bytes);
+      try {
+        this.fold.mergeBatch(a.project, a.batch.windows, a.batch.bytes);
+      } catch (e) {
+        // `reserve` admitted it, so this is a bug; the batch is answered and must not take the
+        // process down with it (nor the rest of the group).
+        this.metrics.inc('sketchwatch_merge_failures_total', 'Acknowledged batches that failed to merge into the fold (a bug: please report).');
+        console.error(`sketchwatch: merging a batch of agent ${a.batch.agentId} failed: ${(e as Error).message}`);
+      }
     }
   }
 

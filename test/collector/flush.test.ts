@@ -204,6 +204,34 @@ describe('Ingestor on the embedded store (in memory)', () => {
     assert.equal((await stored(db)).predictions, 50 * STREAM);
   });
 
+  it('a merge that throws after the answer is counted and logged, and takes nothing else down', async () => {
+    await db.exec('delete from partials');
+    const metrics = new Metrics();
+    const ingestor = new Ingestor(db, metrics);
+    await ingestor.open();
+    const original = FlushMerge.prototype.mergeBatch;
+    let thrown = 0;
+    FlushMerge.prototype.mergeBatch = function (this: FlushMerge, ...args) {
+      if (thrown++ === 0) throw new Error('injected');
+      return original.apply(this, args);
+    };
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (m: string) => logged.push(m);
+    try {
+      const outcomes = await Promise.all([ingestor.submit('p', view('boom', window(1), 0)), ingestor.submit('p', view('boom', window(2), 1))]);
+      assert.deepEqual(outcomes.map((o) => o.status), ['applied', 'applied']);
+      await ingestor.sync();
+    } finally {
+      FlushMerge.prototype.mergeBatch = original;
+      console.error = error;
+    }
+    assert.equal(metrics.value('sketchwatch_merge_failures_total'), 1);
+    assert.match(logged.join('\n'), /merging a batch of agent boom failed: injected/);
+    assert.equal((await stored(db)).predictions, 50, 'the other batch of the group is merged');
+    await ingestor.close();
+  });
+
   it('dedupe state stays small for an agent sending in order, and holes are remembered', async () => {
     const ingestor = new Ingestor(db, new Metrics(), { dedupeWindow: 8 });
     await ingestor.open();
