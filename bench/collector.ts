@@ -78,7 +78,9 @@ const FLUSH_MS = args['flush-ms'] === undefined ? undefined : Number(args['flush
 const DETECT_MS = args['detect-ms'] === undefined ? undefined : Number(args['detect-ms']);
 /**
  * Diagnosis: SKETCHWATCH_BENCH_PROFILE=DIR writes a CPU profile of this process (the collector)
- * for each throughput run and the fixed-rate run (`node bench/longtasks.mjs FILE` lists its long tasks), and nothing else (set-up, warm-up and PGlite's start are left out).
+ * for each throughput run and for the fixed-rate run, and nothing else (set-up, warm-up and
+ * PGlite's start are left out); `node bench/longtasks.mjs FILE` lists a profile's long busy
+ * stretches and what they were spent on.
  */
 const PROFILE_DIR = process.env.SKETCHWATCH_BENCH_PROFILE;
 

@@ -1,7 +1,8 @@
 /**
  * Long tasks in a V8 CPU profile (.cpuprofile, as bench/collector.ts writes with
  * SKETCHWATCH_BENCH_PROFILE): runs of samples with no idle sample between them, i.e. stretches
- * in which the event loop could not answer a request. For each run of at least --min ms (15 by
+ * in which the event loop was never idle — one long task or several back to back; a request
+ * arriving at its start waited for all of it. For each run of at least --min ms (15 by
  * default), its length and the functions it spent the most time in (own time, and the outermost
  * of our own frames on each sample's stack — which part of the collector the time belongs to).
  *
@@ -51,7 +52,8 @@ profile.samples.forEach((id, i) => {
   }
   run ??= { start: t, ms: 0, self: new Map(), owner: new Map() };
   run.ms += dt / 1000;
-  run.self.set(label(n), (run.self.get(label(n)) ?? 0) + dt / 1000);
+  const own = label(n);
+  run.self.set(own, (run.self.get(own) ?? 0) + dt / 1000);
   const o = ownerOf(id);
   run.owner.set(o, (run.owner.get(o) ?? 0) + dt / 1000);
 });
@@ -60,7 +62,7 @@ if (run) runs.push(run);
 const total = (profile.endTime - profile.startTime) / 1000;
 const long = runs.filter((r) => r.ms >= MIN_MS).sort((a, b) => b.ms - a.ms);
 const busy = runs.reduce((s, r) => s + r.ms, 0);
-console.log(`${positionals[0]}: ${(total / 1000).toFixed(1)} s profiled, busy ${((100 * busy) / total).toFixed(0)}%, ${runs.length} tasks, ${long.length} of ≥ ${MIN_MS} ms`);
+console.log(`${positionals[0]}: ${(total / 1000).toFixed(1)} s profiled, busy ${((100 * busy) / total).toFixed(0)}%, ${runs.length} busy stretches, ${long.length} of ≥ ${MIN_MS} ms`);
 const top = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, TOP).map(([k, v]) => `${v.toFixed(1)} ms ${k}`);
 for (const r of long.slice(0, 25)) {
   console.log(`\n${r.ms.toFixed(1)} ms at +${((r.start - profile.startTime) / 1000).toFixed(0)} ms`);

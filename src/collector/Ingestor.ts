@@ -263,8 +263,9 @@ export class Ingestor {
     const started = performance.now();
     let accepted: Pending[] = [];
     try {
-      let outcomes: Array<IngestOutcome | null>;
-      ({ outcomes, accepted } = this.embedded ? await this.commitEmbedded(items) : await this.commitPostgres(items));
+      const committed = this.embedded ? await this.commitEmbedded(items) : await this.commitPostgres(items);
+      const { outcomes } = committed;
+      accepted = committed.accepted;
       let applied = 0;
       let duplicates = 0;
       items.forEach((item, i) => {
