@@ -34,6 +34,8 @@ export interface CollectorConfig {
   requestTimeoutMs: number;
   /** How often the detector looks for windows with new data. */
   detectIntervalMs: number;
+  /** Embedded store: how often dead rows are reclaimed (PostgreSQL's autovacuum does its own). */
+  vacuumIntervalMs: number;
   /** A condition that fired less than this ago is not notified again. */
   alertCooldownMs: number;
   /** Webhook delivery: attempts and first backoff. */
@@ -60,6 +62,7 @@ export const DEFAULTS: Omit<CollectorConfig, 'adminToken'> = {
   clockSkewToleranceMs: 60_000,
   requestTimeoutMs: 10_000,
   detectIntervalMs: 2_000,
+  vacuumIntervalMs: 10_000,
   alertCooldownMs: 15 * 60_000,
   webhookAttempts: 5,
   webhookBackoffMs: 500,
@@ -81,6 +84,7 @@ const ENV: Record<string, keyof CollectorConfig> = {
   SKETCHWATCH_MAX_PREDICTIONS_PER_WINDOW: 'maxPredictionsPerWindow',
   SKETCHWATCH_RETENTION_MS: 'retentionMs',
   SKETCHWATCH_DETECT_INTERVAL_MS: 'detectIntervalMs',
+  SKETCHWATCH_VACUUM_INTERVAL_MS: 'vacuumIntervalMs',
   SKETCHWATCH_ALERT_COOLDOWN_MS: 'alertCooldownMs',
 };
 
@@ -103,7 +107,7 @@ export function resolveConfig(options: Partial<CollectorConfig> = {}, env: NodeJ
   const positive: Array<keyof CollectorConfig> = [
     'maxBodyBytes', 'flushIntervalMs', 'checkpointMs', 'agentRate', 'agentBurst', 'ipRate', 'ipBurst',
     'maxPredictionsPerWindow', 'retentionMs', 'clockSkewToleranceMs', 'requestTimeoutMs',
-    'detectIntervalMs', 'alertCooldownMs', 'webhookAttempts', 'webhookBackoffMs',
+    'detectIntervalMs', 'vacuumIntervalMs', 'alertCooldownMs', 'webhookAttempts', 'webhookBackoffMs',
   ];
   for (const key of positive) {
     const v = config[key];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { describe, it } from 'node:test';
-import { encodeBatch, WindowProfile } from '../../src/sketch/index.js';
+import { decodeBatch, encodeBatch, WindowProfile } from '../../src/sketch/index.js';
 import { compactOnce } from '../../src/collector/Aggregates.js';
 import { Notifier } from '../../src/collector/Notifier.js';
 import { Metrics } from '../../src/collector/metrics.js';
@@ -185,6 +185,45 @@ describe('collector operations', () => {
       const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
       assert.ok(Math.abs(sum(hist.body.baselineShare) - 1) < 1e-9 && Math.abs(sum(hist.body.currentShare) - 1) < 1e-9);
       assert.equal(hist.body.currentShare.length, hist.body.edges.length + 1);
+    } finally {
+      await c.collector.close();
+    }
+  });
+  it('the embedded store reclaims the rows checkpoints and compaction leave dead: its tables stop growing', async () => {
+    // PGlite runs without autovacuum: every checkpoint rewrites the dedupe rows of the agents it
+    // saw and every compaction deletes partial rows, so without a vacuum the tables grow for ever.
+    const c = await inProcess({ vacuumIntervalMs: 100 });
+    try {
+      const db = c.collector.db;
+      const vacuums = () => Number(/sketchwatch_store_vacuum_seconds_count (\d+)/.exec(c.collector.metrics.render())?.[1] ?? 0);
+      const size = async () => {
+        const [r] = await db.query<{ n: unknown }>(
+          "select pg_total_relation_size('agents') + pg_total_relation_size('partials') as n",
+        );
+        return Number(r.n);
+      };
+      const start = recentWindow(3);
+      const sizes: number[] = [];
+      let predictions = 0;
+      for (let round = 0; round < 12; round++) {
+        // 300 agents, one batch each per round: 300 dedupe rows rewritten at the checkpoint.
+        const sent = simulate(300, 1, 2, start, 1000 + round);
+        for (const b of sent.batches) {
+          const bytes = encodeBatch({ ...decodeBatch(b.bytes), agentId: `steady-${b.agentId.split('-').at(-1)}`, sequence: round });
+          assert.equal((await c.ingest(bytes)).status, 200);
+        }
+        predictions += sent.predictions;
+        await c.collector.checkpoint();
+        await compactOnce(db);
+        const seen = vacuums();
+        while (vacuums() < seen + 2) await new Promise((r) => setTimeout(r, 20));
+        sizes.push(await size());
+      }
+      const [dead] = await db.query<{ n: unknown }>("select coalesce(sum(n_dead_tup), 0) as n from pg_stat_user_tables where relname in ('agents', 'partials')");
+      assert.equal(Number(dead.n), 0, 'dead rows left after a vacuum');
+      // After the first rounds fill the free space, a round reuses what the vacuum freed.
+      assert.ok(sizes[11] <= sizes[3] + 4 * 8192, `tables grew from ${sizes[3]} to ${sizes[11]} bytes over 8 rounds`);
+      assert.equal((await totals(c, start)).predictions, predictions);
     } finally {
       await c.collector.close();
     }

@@ -69,6 +69,13 @@ export interface Database extends Queryable {
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Runs several statements separated by semicolons, without parameters (migrations). */
   exec(sql: string): Promise<void>;
+  /**
+   * Reclaims the space of deleted and updated rows, where the store does not do it by itself:
+   * PGlite is PostgreSQL in single-user mode, without autovacuum, and every checkpoint updates
+   * dedupe rows and every compaction deletes partial rows (measured: +2.7 MB per 10,000
+   * batches, for ever, with a few dozen live rows). Absent on PostgreSQL (autovacuum).
+   */
+  vacuum?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,8 @@
 import { PGlite } from '@electric-sql/pglite';
 import type { Database, Queryable, SqlValue } from './Database.js';
 
+const CHURNED_TABLES = ['agents', 'partials', 'journal_state', 'detector_state', 'drift_results', 'alerts'];
+
 /** The embedded store: PostgreSQL compiled to WASM, data in a directory (or in memory). */
 export async function openPglite(dataDir?: string): Promise<Database> {
   // bytea (type 17) through Buffer's hex codec: PGlite 0.5.16 converts it a byte at a time in
@@ -28,6 +30,12 @@ export async function openPglite(dataDir?: string): Promise<Database> {
     transaction: (work) => db.transaction((tx) => work(wrap(tx))),
     exec: async (sql) => {
       await db.exec(sql);
+    },
+    // The tables ingest and the detector rewrite all the time (the rest change on admin calls).
+    vacuum: async () => {
+      // Not truncating: freed pages are reused in place (an in-memory store's files would be
+      // shrunk only to be copied while they grow back).
+      await db.query(`vacuum (truncate false) ${CHURNED_TABLES.join(', ')}`);
     },
     close: () => db.close(),
   };
