@@ -396,11 +396,18 @@ export class TDigest {
       if (this.bufLen === this.bufMeans.length) this.makeRoom();
       if (weights !== null) this.weighBuffer();
       const n = Math.min(len - i, this.bufMeans.length - this.bufLen);
-      this.bufMeans.set(means.subarray(i, i + n), this.bufLen);
+      // Element by element: a subarray view per call was a third of what a merge allocated.
+      const bm = this.bufMeans;
+      const at = this.bufLen - i;
+      for (let j = i; j < i + n; j++) bm[at + j] = means[j];
       if (weights !== null) {
-        this.bufWeights.set(weights.subarray(i, i + n), this.bufLen);
+        const bw = this.bufWeights;
         let added = 0;
-        for (let j = i; j < i + n; j++) added += Math.abs(weights[j]);
+        for (let j = i; j < i + n; j++) {
+          const w = weights[j];
+          bw[at + j] = w;
+          added += w < 0 ? -w : w;
+        }
         this.bufTotal += added;
       } else {
         if (!this.bufUnit) this.bufWeights.fill(1, this.bufLen, this.bufLen + n);

@@ -125,12 +125,26 @@ const f64Bytes = new Uint8Array(f64Scratch.buffer);
 export class ByteReader {
   pos: number;
 
-  constructor(
-    private readonly buf: Uint8Array,
-    start = 0,
-    readonly end = buf.length,
-  ) {
+  private buf: Uint8Array;
+  end: number;
+
+  constructor(buf: Uint8Array, start = 0, end = buf.length) {
+    this.buf = buf;
     this.pos = start;
+    this.end = end;
+  }
+
+  /** Makes this reader read `[start, end)` of `buf` (a reader reused instead of a new one). */
+  reset(buf: Uint8Array, start: number, end: number): this {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+    return this;
+  }
+
+  /** The bytes this reader reads (all of them, not only its range). */
+  get bytes(): Uint8Array {
+    return this.buf;
   }
 
   get remaining(): number {
@@ -206,17 +220,18 @@ export class ByteReader {
     if (n > this.remaining) this.fail(`truncated: ${what} needs ${n} bytes, ${this.remaining} left`);
     const start = this.pos;
     this.pos += n;
-    // Names and labels are short and nearly always ASCII: building those directly is several
-    // times cheaper than a TextDecoder call.
-    if (n <= 64) {
-      let ascii = '';
+    // Names and labels are short, nearly always ASCII, and the same in batch after batch: they
+    // are looked up (by a hash of their bytes, then compared) rather than built each time.
+    if (n <= INTERN_MAX_BYTES) {
+      const buf = this.buf;
+      let h = 0x811c9dc5 ^ n;
       let i = start;
       for (; i < start + n; i++) {
-        const b = this.buf[i];
+        const b = buf[i];
         if (b >= 0x80) break;
-        ascii += String.fromCharCode(b);
+        h = Math.imul(h ^ b, 0x01000193);
       }
-      if (i === start + n) return ascii;
+      if (i === start + n) return internAscii(buf, start, n, h >>> 0);
     }
     try {
       return textDecoderStrict.decode(this.buf.subarray(start, start + n));
@@ -268,6 +283,34 @@ export class ByteReader {
 }
 
 const textEncoder = new TextEncoder();
+
+/**
+ * Interned ASCII strings of up to INTERN_MAX_BYTES bytes, by FNV-1a hash of their bytes (a
+ * collision just replaces the entry). Bounded: cleared when full, so hostile names cost a
+ * rebuild, never memory.
+ */
+const INTERN_MAX_BYTES = 64;
+const INTERN_MAX_ENTRIES = 16_384;
+const interned = new Map<number, string>();
+
+function internAscii(buf: Uint8Array, start: number, n: number, hash: number): string {
+  const have = interned.get(hash);
+  if (have !== undefined && have.length === n) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (have.charCodeAt(i) !== buf[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return have;
+  }
+  let s = '';
+  for (let i = start; i < start + n; i++) s += String.fromCharCode(buf[i]);
+  if (interned.size >= INTERN_MAX_ENTRIES) interned.clear();
+  interned.set(hash, s);
+  return s;
+}
 const textDecoderStrict = new TextDecoder('utf-8', { fatal: true });
 
 function writeHeader(w: ByteWriter, kind: number): void {
@@ -504,16 +547,41 @@ interface DigestParts {
   total: number;
 }
 
-// Reused by mergeEncodedDigest, which folds the parts into a digest and keeps nothing.
+const EMPTY_F64 = new Float64Array(0);
+const EMPTY_U8 = new Uint8Array(0);
+
+function newParts(): DigestParts {
+  return { compression: 0, length: 0, min: NaN, max: NaN, means: EMPTY_F64, weights: EMPTY_F64, pure: EMPTY_U8, total: 0 };
+}
+
+function setParts(
+  out: DigestParts, compression: number, length: number, min: number, max: number,
+  means: Float64Array, weights: Float64Array, pure: Uint8Array, total: number,
+): DigestParts {
+  out.compression = compression;
+  out.length = length;
+  out.min = min;
+  out.max = max;
+  out.means = means;
+  out.weights = weights;
+  out.pure = pure;
+  out.total = total;
+  return out;
+}
+
+// Reused by mergeEncodedDigest and mergeDigestBody, which fold the parts into a digest and
+// keep nothing: the parts and their reader too (a merge allocates nothing per digest).
+const scratchParts = newParts();
+const scratchReader = new ByteReader(new Uint8Array(0));
 let scratchMeans = new Float64Array(256);
 let scratchWeights = new Float64Array(256);
 let scratchPure = new Uint8Array(256);
 
-function readDigestParts(r: ByteReader, reuse: boolean): DigestParts {
+function readDigestParts(r: ByteReader, reuse: boolean, out: DigestParts = newParts()): DigestParts {
   const compression = r.varint('digest compression');
   if (compression < 10 || compression > 10_000) r.fail(`digest compression ${compression} is outside 10..10000`);
   const c = r.varint('digest centroid count');
-  if (c === 0) return { compression, length: 0, min: NaN, max: NaN, means: EMPTY_F64, weights: EMPTY_F64, pure: EMPTY_U8, total: 0 };
+  if (c === 0) return setParts(out, compression, 0, NaN, NaN, EMPTY_F64, EMPTY_F64, EMPTY_U8, 0);
   // Every mean takes at least one byte: a count the rest of the input cannot hold is rejected
   // before anything is allocated for it.
   if (c > r.remaining) r.fail(`digest claims ${c} centroids but only ${r.remaining} bytes follow`);
@@ -577,7 +645,7 @@ function readDigestParts(r: ByteReader, reuse: boolean): DigestParts {
       means[c - 1] = max;
     }
   }
-  return { compression, length: c, min, max, means, weights, pure, total };
+  return setParts(out, compression, c, min, max, means, weights, pure, total);
 }
 
 /** Reads `c` key deltas into `means` as running keys from `from`; returns the last key. */
@@ -614,8 +682,6 @@ function keysToMeans(means: Float64Array, c: number, p: number, min: number, max
   }
 }
 
-const EMPTY_F64 = new Float64Array(0);
-const EMPTY_U8 = new Uint8Array(0);
 
 export function readDigestBody(r: ByteReader): TDigest {
   const parts = readDigestParts(r, false);
@@ -647,7 +713,7 @@ export function mergeEncodedDigest(into: TDigest, bytes: Uint8Array): TDigest {
   if (!(bytes instanceof Uint8Array)) throw new CodecError('mergeEncoded() takes a Uint8Array');
   const r: ByteReader = new ByteReader(bytes);
   readHeader(r, KIND_DIGEST);
-  const parts = readDigestParts(r, true);
+  const parts = readDigestParts(r, true, scratchParts);
   r.done('digest');
   if (parts.total + into.count > Number.MAX_SAFE_INTEGER) r.fail('merged total weight would pass 2^53');
   into.appendDecoded(parts.means, parts.weights, parts.pure, parts.length, parts.min, parts.max, parts.total);
@@ -1128,6 +1194,14 @@ function scanKeys(r: ByteReader, from: number, c: number): number {
   return k;
 }
 
+/**
+ * Field readers scanFeature reuses, one per nesting level it reads at (a feature's fields hold
+ * no features): a reader per field, a closure per feature and its captured variables were most
+ * of what a scan allocated — some 30 KB a batch, much of it kept past a scavenge while the
+ * batch waited for its commit, which is what brought the collector's major GCs.
+ */
+const featureField = new ByteReader(new Uint8Array(0));
+
 function scanFeature(r: ByteReader): FeatureView {
   let name: string | undefined;
   let kind: FeatureKind | undefined;
@@ -1149,7 +1223,24 @@ function scanFeature(r: ByteReader): FeatureView {
   let max = NaN;
   let classes: ClassCounts | null = null;
   let labels: TopK | null = null;
-  r.fields('feature', NONE, (tag, f) => {
+  // ByteReader.fields, spelled out (same checks and messages) so that nothing is allocated per field.
+  let seen = 0;
+  let seenHigh: Set<number> | null = null;
+  const f = featureField;
+  while (r.remaining > 0) {
+    const tag = r.varint('feature field tag');
+    const len = r.varint('feature field length');
+    if (len > r.remaining) r.fail(`truncated: feature needs ${len} bytes, ${r.remaining} left`);
+    f.reset(r.bytes, r.pos, r.pos + len);
+    r.pos += len;
+    if (tag < 32) {
+      if ((seen & (1 << tag)) !== 0) f.fail(`feature: field ${tag} appears twice`);
+      seen |= 1 << tag;
+    } else {
+      seenHigh ??= new Set();
+      if (seenHigh.has(tag)) f.fail(`feature: field ${tag} appears twice`);
+      seenHigh.add(tag);
+    }
     switch (tag) {
       case FeatureTag.Name:
         name = f.string('feature name', MAX_NAME_BYTES, f.remaining);
@@ -1192,25 +1283,25 @@ function scanFeature(r: ByteReader): FeatureView {
       default:
         f.pos = f.end;
     }
-  });
+    if (f.remaining !== 0) f.fail(`feature field ${tag}: ${f.remaining} bytes left unread`);
+  }
   if (name === undefined || kind === undefined || !counts) r.fail('feature needs a name, a kind and counts');
   // What FeatureProfile's constructor and fromParts check, in the same arithmetic.
-  const bad = (why: string): never => r.fail(`invalid feature ${name}: feature ${name}: ${why}`);
   if (name.length === 0 || name.length > MAX_FEATURE_NAME) r.fail(`invalid feature ${name}: a feature name must be a string of 1 to ${MAX_FEATURE_NAME} characters`);
-  if (kind === 'classes' && classes === null) bad("kind 'classes' needs the class labels");
+  if (kind === 'classes' && classes === null) badFeature(r, name, "kind 'classes' needs the class labels");
   const observed = count - missing - nan - posInf - negInf;
-  if (observed < 0) bad(`missing, NaN and infinite counts exceed the count ${count}`);
+  if (observed < 0) badFeature(r, name, `missing, NaN and infinite counts exceed the count ${count}`);
   if (kind === 'numeric') {
-    if (digestStart < 0 || !moments) bad('numeric without digest or moments');
-    if (digestTotal !== observed) bad(`digest holds ${digestTotal} values, counts say ${observed}`);
-    if (!(m2 >= 0 && Number.isFinite(m2))) bad('moments must be finite with M2 >= 0');
-    if (observed === 0 && (mean !== 0 || m2 !== 0 || sum !== 0)) bad('moments of no values must be zero');
+    if (digestStart < 0 || !moments) badFeature(r, name, 'numeric without digest or moments');
+    if (digestTotal !== observed) badFeature(r, name, `digest holds ${digestTotal} values, counts say ${observed}`);
+    if (!(m2 >= 0 && Number.isFinite(m2))) badFeature(r, name, 'moments must be finite with M2 >= 0');
+    if (observed === 0 && (mean !== 0 || m2 !== 0 || sum !== 0)) badFeature(r, name, 'moments of no values must be zero');
   } else if (kind === 'classes') {
-    if (classes!.total !== observed) bad(`class counts total ${classes!.total}, counts say ${observed}`);
+    if (classes!.total !== observed) badFeature(r, name, `class counts total ${classes!.total}, counts say ${observed}`);
   } else {
     const t = labels as TopK | null;
-    if (t === null) bad('no label counts');
-    if (t!.total !== observed) bad(`label counts total ${t!.total}, counts say ${observed}`);
+    if (t === null) badFeature(r, name, 'no label counts');
+    if (t!.total !== observed) badFeature(r, name, `label counts total ${t!.total}, counts say ${observed}`);
   }
   if (kind !== 'numeric') {
     // Read and checked, but a categorical feature keeps no moments or digest.
@@ -1222,6 +1313,10 @@ function scanFeature(r: ByteReader): FeatureView {
     classes: kind === 'classes' ? classes : null,
     labels: kind === 'labels' ? labels : null,
   };
+}
+
+function badFeature(r: ByteReader, name: string, why: string): never {
+  return r.fail(`invalid feature ${name}: feature ${name}: ${why}`);
 }
 
 function scanWindow(r: ByteReader): WindowView {
@@ -1430,8 +1525,8 @@ function mergeFeatureView(f: FeatureProfile, fv: FeatureView, bytes: Uint8Array)
 
 /** mergeEncodedDigest for a digest body inside a larger message (no header). */
 export function mergeDigestBody(into: TDigest, bytes: Uint8Array, start: number, end: number): TDigest {
-  const r: ByteReader = new ByteReader(bytes, start, end);
-  const parts = readDigestParts(r, true);
+  const r = scratchReader.reset(bytes, start, end);
+  const parts = readDigestParts(r, true, scratchParts);
   r.done('digest');
   if (parts.total + into.count > Number.MAX_SAFE_INTEGER) r.fail('merged total weight would pass 2^53');
   into.appendDecoded(parts.means, parts.weights, parts.pure, parts.length, parts.min, parts.max, parts.total);
