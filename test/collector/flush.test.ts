@@ -204,6 +204,37 @@ describe('Ingestor on the embedded store (in memory)', () => {
     assert.equal((await stored(db)).predictions, 50 * STREAM);
   });
 
+  it("a group is answered without waiting for the previous group's merge; a checkpoint waits for it", async () => {
+    await db.exec('delete from partials');
+    const ingestor = new Ingestor(db, new Metrics());
+    await ingestor.open();
+    const original = FlushMerge.prototype.mergeBatch;
+    let merged = 0;
+    FlushMerge.prototype.mergeBatch = function (this: FlushMerge, ...args) {
+      // 2 ms a batch: a slice of merges outlasts the 1 ms commit timer of the next group.
+      const until = performance.now() + 2;
+      while (performance.now() < until);
+      merged++;
+      return original.apply(this, args);
+    };
+    try {
+      // One group of 24 (submitted in one turn); once it is answered, one more batch.
+      const first = Array.from({ length: 24 }, (_, i) => ingestor.submit('p', view(`m${i}`, window(i), 0)));
+      await first[0];
+      const mergedBefore = merged;
+      await ingestor.submit('p', view('late', window(99), 0));
+      const mergedWhenAnswered = merged;
+      assert.ok(mergedBefore < 24, `the first group was merged (${mergedBefore}) before its answer got out`);
+      assert.ok(mergedWhenAnswered < 24, `the second group's answer waited for the first group's merge (${mergedWhenAnswered} of 24 merged)`);
+      await ingestor.sync();
+      assert.equal(merged, 25, 'sync writes the fold only once every batch acknowledged is merged');
+      assert.equal((await stored(db)).predictions, 25 * 50);
+    } finally {
+      FlushMerge.prototype.mergeBatch = original;
+    }
+    await ingestor.close();
+  });
+
   it('a merge that throws after the answer is counted and logged, and takes nothing else down', async () => {
     await db.exec('delete from partials');
     const metrics = new Metrics();
