@@ -7,7 +7,8 @@
  *            default: the collector's own default)   --runs N (throughput runs per store)
  *            --detect-ms N (detector interval, for diagnosis; default: the collector's)
  *            --no-pin (do not pin processes to cores); SKETCHWATCH_BENCH_PROFILE=DIR: a CPU profile
- *            of the collector per throughput run   --pg URL (server to create the bench
+ *            of the collector per throughput run (SKETCHWATCH_BENCH_HEAP=promoted|all: a sampled
+ *            heap profile instead, .heapprofile, for Chrome DevTools)   --pg URL (server to create the bench
  *            database on; default postgres://postgres@127.0.0.1:5432/postgres)
  *
  * The collector runs in this process (startCollector; its store too when that is PGlite, which
@@ -83,18 +84,36 @@ const DETECT_MS = args['detect-ms'] === undefined ? undefined : Number(args['det
  * stretches and what they were spent on.
  */
 const PROFILE_DIR = process.env.SKETCHWATCH_BENCH_PROFILE;
+/**
+ * SKETCHWATCH_BENCH_HEAP=promoted: the profiles are instead of the allocations that survived a
+ * scavenge (what grows the old generation and brings major GCs); =all: of every allocation.
+ */
+const HEAP = process.env.SKETCHWATCH_BENCH_HEAP === 'promoted' || process.env.SKETCHWATCH_BENCH_HEAP === 'all';
+const HEAP_ALL = process.env.SKETCHWATCH_BENCH_HEAP === 'all';
 
 async function startProfile(): Promise<{ stop(path: string): Promise<void> }> {
   const { Session } = await import('node:inspector/promises');
   const { writeFileSync } = await import('node:fs');
   const session = new Session();
   session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
+  if (HEAP) {
+    // Sampled allocations that a scavenge did not free (=promoted), or all of them (=all);
+    // either way including those a major GC freed later.
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 16_384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: HEAP_ALL } as never);
+  } else {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
   return {
     async stop(path: string) {
-      const { profile } = await session.post('Profiler.stop');
-      writeFileSync(path, JSON.stringify(profile));
+      if (HEAP) {
+        const { profile } = await session.post('HeapProfiler.stopSampling');
+        writeFileSync(path.replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(profile));
+      } else {
+        const { profile } = await session.post('Profiler.stop');
+        writeFileSync(path, JSON.stringify(profile));
+      }
       session.disconnect();
     },
   };
