@@ -68,4 +68,52 @@ describe('PostgreSQL inbox', () => {
     assert.equal(await predictions(start), sent.predictions + more.predictions);
     await Promise.all([a.close(), b.close()]);
   });
+  it('group commits overlap (each batch applied once, duplicates across groups included) and a checkpoint between them loses nothing', async () => {
+    await db.query('delete from inbox');
+    await db.query('delete from partials');
+    const start = recentWindow(4);
+    const sent = simulate(12, 10, 20, start, 91);
+    // Count the group commits open at once: transactions that lock dedupe rows (checkpoints,
+    // which overlap commits anyway, do not).
+    let open = 0;
+    let most = 0;
+    const transaction = db.transaction.bind(db);
+    const watched: Database = {
+      ...db,
+      transaction: (work) => {
+        let commit = false;
+        return transaction((tx) =>
+          work({
+            ...tx,
+            query: (sql, params) => {
+              if (!commit && sql.trimStart().startsWith('insert into agents')) {
+                commit = true;
+                most = Math.max(most, ++open);
+              }
+              return tx.query(sql, params);
+            },
+          }),
+        ).finally(() => {
+          if (commit) open--;
+        });
+      },
+    };
+    const ingestor = new Ingestor(watched, new Metrics(), { checkpointMs: HOUR, orphanAfterMs: HOUR, flushIntervalMs: 1 });
+    await ingestor.open();
+    // Every batch three times, a few per turn of the event loop, with checkpoints in between.
+    const deliveries = [...sent.batches, ...sent.batches, ...sent.batches];
+    const answers: Array<Promise<{ status: string }>> = [];
+    for (let i = 0; i < deliveries.length; i++) {
+      answers.push(ingestor.submit('test', scanBatch(deliveries[i].bytes)));
+      if (i % 4 === 3) await new Promise((r) => setImmediate(r));
+      if (i % 90 === 45) void ingestor.sync();
+    }
+    const statuses = (await Promise.all(answers)).map((o) => o.status);
+    await ingestor.close();
+    assert.ok(most >= 2, `at most ${most} group commit(s) ran at once`);
+    assert.equal(statuses.filter((s) => s === 'applied').length, sent.batches.length);
+    assert.equal(statuses.filter((s) => s === 'duplicate').length, 2 * sent.batches.length);
+    assert.equal(await count('inbox'), 0, 'every inbox row folded by the checkpoints');
+    assert.equal(await predictions(start), sent.predictions);
+  });
 });
