@@ -193,18 +193,26 @@ export class Detector {
 }
 
 /**
- * A feature drifts when at least this many of its metrics agree (or all it has, if fewer). Each
- * metric alone is held to its threshold and a noise floor at α = 1e-3, but five metrics on tens
- * of features, re-evaluated as the open window fills, give chance many tries; a real shift moves
- * several metrics at once. (Fleet simulation: one metric alone gave 2 false alerts per 1,000
- * stationary feature-windows.)
+ * A feature drifts when at least this many independent pieces of evidence agree (or all it has,
+ * if fewer). Each metric alone is held to its threshold and a noise floor at α = 1e-3, but five
+ * metrics on tens of features, re-evaluated as the open window fills, give chance many tries; a
+ * real shift moves several at once. (Fleet simulation: one metric alone gave 2 false alerts per
+ * 1,000 stationary feature-windows.) PSI, Jensen–Shannon and Hellinger are three functions of
+ * the same binned proportions, so they count as one: every false alert of the fifth session's
+ * fleet run (3 of 4) and of the fourth's (2 of 2) was those three, or two of them, alone.
  */
 export const MIN_AGREEING_METRICS = 2;
 
-/** The drift rule: enough metrics agree (null: too little data to say). */
+/** Metrics that are one piece of evidence: computed from the same thing. */
+const EVIDENCE: Readonly<Record<string, string>> = { psi: 'binned', jensenShannon: 'binned', hellinger: 'binned' };
+
+/** The drift rule: enough independent metrics agree (null: too little data to say). */
 export function featureDrifts(f: Pick<FeatureComparison, 'insufficientData' | 'drifted' | 'metrics'>): boolean | null {
   if (f.insufficientData) return null;
-  return f.drifted.length >= Math.min(MIN_AGREEING_METRICS, Object.keys(f.metrics).length);
+  const family = (metric: string) => EVIDENCE[metric] ?? metric;
+  const available = new Set(Object.keys(f.metrics).map(family));
+  const agreeing = new Set(f.drifted.map(family));
+  return agreeing.size >= Math.min(MIN_AGREEING_METRICS, available.size);
 }
 
 /** Every condition the comparisons can show, active or not (null when there is too little data). */

@@ -141,12 +141,20 @@ describe('detector and alerts (baseline from training data, webhook sink)', () =
 
 describe('the drift rule', () => {
   const m = (drifted: boolean) => ({ value: 1, threshold: 0.5, noiseFloor: 0.1, drifted });
-  it('one metric alone is not drift; two that agree are; a feature with one metric needs that one', () => {
+  it('one metric alone is not drift; two independent ones that agree are (the binned divergences count once); a feature with one metric needs that one', () => {
     const five = { ks: m(true), psi: m(false), wasserstein: m(false), jensenShannon: m(false), hellinger: m(false) };
     assert.equal(featureDrifts({ insufficientData: false, drifted: ['ks'], metrics: five }), false);
     assert.equal(featureDrifts({ insufficientData: false, drifted: ['ks', 'psi'], metrics: { ...five, psi: m(true) } }), true);
     assert.equal(featureDrifts({ insufficientData: false, drifted: ['chiSquare'], metrics: { chiSquare: m(true) } }), true);
     assert.equal(featureDrifts({ insufficientData: true, drifted: ['ks', 'psi'], metrics: five }), null);
+    // The three binned divergences are one piece of evidence: alone, they are not drift.
+    const binned = { ...five, psi: m(true), jensenShannon: m(true), hellinger: m(true) };
+    assert.equal(featureDrifts({ insufficientData: false, drifted: ['psi', 'jensenShannon', 'hellinger'], metrics: binned }), false);
+    assert.equal(featureDrifts({ insufficientData: false, drifted: ['wasserstein', 'hellinger'], metrics: { ...binned, wasserstein: m(true) } }), true);
+    // A categorical feature's two metrics are each their own.
+    const categorical = { chiSquare: m(true), lInf: m(true) };
+    assert.equal(featureDrifts({ insufficientData: false, drifted: ['chiSquare'], metrics: categorical }), false);
+    assert.equal(featureDrifts({ insufficientData: false, drifted: ['chiSquare', 'lInf'], metrics: categorical }), true);
     assert.equal(MIN_AGREEING_METRICS, 2);
   });
 });
