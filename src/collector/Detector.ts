@@ -198,8 +198,9 @@ export class Detector {
  * metrics on tens of features, re-evaluated as the open window fills, give chance many tries; a
  * real shift moves several at once. (Fleet simulation: one metric alone gave 2 false alerts per
  * 1,000 stationary feature-windows.) PSI, Jensen–Shannon and Hellinger are three functions of
- * the same binned proportions, so they count as one: every false alert of the fifth session's
- * fleet run (3 of 4) and of the fourth's (2 of 2) was those three, or two of them, alone.
+ * the same binned proportions, so they count as one: 3 of the 4 false alerts of a fleet run
+ * (and both of an earlier one) were those three, or two of them, alone; with them counted once,
+ * 0 over 3,375 stationary feature-windows, MTTD p95 still ≤ 5.8 s.
  */
 export const MIN_AGREEING_METRICS = 2;
 
