@@ -116,9 +116,9 @@ const SWEEP_ROWS = 256;
 const WINDOWS_PER_STATEMENT = 2;
 const AGENTS_PER_STATEMENT = 100;
 /**
- * PostgreSQL: group commits at once. One at a time, a commit (~14 ms for 32 batches here,
- * mostly the server's round trips and WAL flush) bounded ingest at ~2,200 batches/s with the
- * collector's core two-thirds busy.
+ * PostgreSQL: how many group commits may run at once. One at a time, a commit (~14 ms for 32
+ * batches here, mostly the server's round trips and WAL flush) bounded ingest at ~2,200
+ * batches/s with the collector's core two-thirds busy.
  */
 const PG_COMMITS_IN_FLIGHT = 3;
 /** Batches merged into the fold between two turns of the event loop (~100–150 µs each). */
