@@ -142,11 +142,6 @@ export class ByteReader {
     return this;
   }
 
-  /** The bytes this reader reads (all of them, not only its range). */
-  get bytes(): Uint8Array {
-    return this.buf;
-  }
-
   get remaining(): number {
     return this.end - this.pos;
   }
@@ -240,12 +235,24 @@ export class ByteReader {
     }
   }
 
-  /** A reader over the next `n` bytes, which this reader skips. */
-  sub(n: number, what: string): ByteReader {
-    if (n > this.remaining) this.fail(`truncated: ${what} needs ${n} bytes, ${this.remaining} left`);
-    const r = new ByteReader(this.buf, this.pos, this.pos + n);
-    this.pos += n;
-    return r;
+  /**
+   * Reads the next field's tag and length, points `into` at its payload (which this reader
+   * skips) and checks the tag against the record's tags so far. A reader per field is not
+   * needed: the scan of a batch's features reuses one (see scanFeature).
+   */
+  nextField(record: FieldRecord, into: ByteReader, seen: FieldTags): number {
+    const tag = this.varint(record.tagWhat);
+    const len = this.varint(record.lengthWhat);
+    if (len > this.remaining) this.fail(`truncated: ${record.what} needs ${len} bytes, ${this.remaining} left`);
+    into.reset(this.buf, this.pos, this.pos + len);
+    this.pos += len;
+    if (seen.add(tag) && !record.repeatable.has(tag)) into.fail(`${record.what}: field ${tag} appears twice`);
+    return tag;
+  }
+
+  /** After a field's payload was read (`into`, from nextField): all of it must have been. */
+  endField(record: FieldRecord, tag: number, into: ByteReader): void {
+    if (into.remaining !== 0) into.fail(`${record.what} field ${tag}: ${into.remaining} bytes left unread`);
   }
 
   /**
@@ -253,32 +260,55 @@ export class ByteReader {
    * once; `onField` ignores tags it does not know, which is how older readers skip newer fields.
    */
   fields(what: string, repeatable: ReadonlySet<number>, onField: (tag: number, r: ByteReader) => void): void {
-    // Tags below 32 (all of ours) are tracked in a bit mask: no Set per record.
-    let seenLow = 0;
-    let seenHigh: Set<number> | null = null;
-    const tagWhat = `${what} field tag`;
-    const lengthWhat = `${what} field length`;
+    const record = fieldRecord(what, repeatable);
+    const seen = new FieldTags();
     while (this.remaining > 0) {
-      const tag = this.varint(tagWhat);
-      const len = this.varint(lengthWhat);
-      const r = this.sub(len, what);
-      let twice: boolean;
-      if (tag < 32) {
-        twice = (seenLow & (1 << tag)) !== 0;
-        seenLow |= 1 << tag;
-      } else {
-        seenHigh ??= new Set();
-        twice = seenHigh.has(tag);
-        seenHigh.add(tag);
-      }
-      if (twice && !repeatable.has(tag)) r.fail(`${what}: field ${tag} appears twice`);
-      onField(tag, r);
-      if (r.remaining !== 0) r.fail(`${what} field ${tag}: ${r.remaining} bytes left unread`);
+      const field = new ByteReader(this.buf); // onField may read nested records with it
+      const tag = this.nextField(record, field, seen);
+      onField(tag, field);
+      this.endField(record, tag, field);
     }
   }
 
   done(what: string): void {
     if (this.pos !== this.end) this.fail(`${what}: ${this.end - this.pos} unexpected trailing bytes`);
+  }
+}
+
+/** A kind of record, as nextField reports on it: its name, its messages, its repeatable tags. */
+interface FieldRecord {
+  what: string;
+  tagWhat: string;
+  lengthWhat: string;
+  repeatable: ReadonlySet<number>;
+}
+
+function fieldRecord(what: string, repeatable: ReadonlySet<number>): FieldRecord {
+  return { what, tagWhat: `${what} field tag`, lengthWhat: `${what} field length`, repeatable };
+}
+
+/** The tags one record has shown so far: those below 32 (all of ours) in a bit mask. */
+class FieldTags {
+  private low = 0;
+  private high: Set<number> | null = null;
+
+  /** Records `tag`; says whether it was there already. */
+  add(tag: number): boolean {
+    if (tag < 32) {
+      const twice = (this.low & (1 << tag)) !== 0;
+      this.low |= 1 << tag;
+      return twice;
+    }
+    this.high ??= new Set();
+    const twice = this.high.has(tag);
+    this.high.add(tag);
+    return twice;
+  }
+
+  clear(): this {
+    this.low = 0;
+    this.high = null;
+    return this;
   }
 }
 
@@ -1195,12 +1225,14 @@ function scanKeys(r: ByteReader, from: number, c: number): number {
 }
 
 /**
- * Field readers scanFeature reuses, one per nesting level it reads at (a feature's fields hold
+ * What scanFeature reads its fields with, reused from feature to feature (a feature's fields hold
  * no features): a reader per field, a closure per feature and its captured variables were most
- * of what a scan allocated — some 30 KB a batch, much of it kept past a scavenge while the
- * batch waited for its commit, which is what brought the collector's major GCs.
+ * of what a scan allocated — some 30 KB a batch, much of it kept past a scavenge while the batch
+ * waited for its commit, which is what brought the collector's major GCs.
  */
+const FEATURE_RECORD = fieldRecord('feature', NONE);
 const featureField = new ByteReader(new Uint8Array(0));
+const featureTags = new FieldTags();
 
 function scanFeature(r: ByteReader): FeatureView {
   let name: string | undefined;
@@ -1223,24 +1255,10 @@ function scanFeature(r: ByteReader): FeatureView {
   let max = NaN;
   let classes: ClassCounts | null = null;
   let labels: TopK | null = null;
-  // ByteReader.fields, spelled out (same checks and messages) so that nothing is allocated per field.
-  let seen = 0;
-  let seenHigh: Set<number> | null = null;
   const f = featureField;
+  const seen = featureTags.clear();
   while (r.remaining > 0) {
-    const tag = r.varint('feature field tag');
-    const len = r.varint('feature field length');
-    if (len > r.remaining) r.fail(`truncated: feature needs ${len} bytes, ${r.remaining} left`);
-    f.reset(r.bytes, r.pos, r.pos + len);
-    r.pos += len;
-    if (tag < 32) {
-      if ((seen & (1 << tag)) !== 0) f.fail(`feature: field ${tag} appears twice`);
-      seen |= 1 << tag;
-    } else {
-      seenHigh ??= new Set();
-      if (seenHigh.has(tag)) f.fail(`feature: field ${tag} appears twice`);
-      seenHigh.add(tag);
-    }
+    const tag = r.nextField(FEATURE_RECORD, f, seen);
     switch (tag) {
       case FeatureTag.Name:
         name = f.string('feature name', MAX_NAME_BYTES, f.remaining);
@@ -1283,7 +1301,7 @@ function scanFeature(r: ByteReader): FeatureView {
       default:
         f.pos = f.end;
     }
-    if (f.remaining !== 0) f.fail(`feature field ${tag}: ${f.remaining} bytes left unread`);
+    r.endField(FEATURE_RECORD, tag, f);
   }
   if (name === undefined || kind === undefined || !counts) r.fail('feature needs a name, a kind and counts');
   // What FeatureProfile's constructor and fromParts check, in the same arithmetic.
