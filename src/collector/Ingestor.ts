@@ -157,8 +157,12 @@ export class Ingestor {
   private journal: Journal | null = null;
   /** The fold ingest merges into, and the state that goes with it. */
   private fold = new FlushMerge();
-  /** Per fold: its queued merges, one after the other (the tail settles when all are done). */
-  private readonly merging = new Map<FlushMerge, Promise<void>>();
+  /**
+   * The current fold's queued merges, one after the other (settles when all are done; null: none
+   * queued since the swap). Commits queue merges only into the current fold: a swap waits until
+   * no commit is in flight, and hands this to the generation it swaps out.
+   */
+  private merges: Promise<void> | null = null;
   /** Batches committed and answered but not merged yet. */
   private unmerged = 0;
   private inboxIds: number[] = [];
@@ -193,7 +197,7 @@ export class Ingestor {
   async open(): Promise<void> {
     if (this.embedded && this.options.journalDir) await this.replay(this.options.journalDir);
     this.checkpointTimer = setInterval(() => {
-      if (this.fold.batches > 0 || this.merging.has(this.fold) || this.dirty.size > 0 || this.unwritten.length > 0) {
+      if (this.fold.batches > 0 || this.merges !== null || this.dirty.size > 0 || this.unwritten.length > 0) {
         this.checkpoint().catch(() => {}); // counted and logged in write()
       }
     }, this.checkpointMs);
@@ -317,12 +321,10 @@ export class Ingestor {
     const items = this.pending;
     if (items.length === 0) return;
     this.pending = [];
-    // The fold this group reserves its shapes in and merges into, even if a swap comes first.
-    const fold = this.fold;
     const started = performance.now();
     let accepted: Pending[] = [];
     try {
-      const committed = this.embedded ? await this.commitEmbedded(fold, items) : await this.commitPostgres(fold, items);
+      const committed = this.embedded ? await this.commitEmbedded(items) : await this.commitPostgres(items);
       const { outcomes } = committed;
       accepted = committed.accepted;
       let applied = 0;
@@ -350,23 +352,23 @@ export class Ingestor {
       const seconds = (performance.now() - started) / 1000;
       this.metrics.observe('sketchwatch_flush_seconds', 'Time to make one group of batches durable.', seconds);
     }
-    if (accepted.length > 0) this.queueMerge(fold, accepted);
+    if (accepted.length > 0) this.queueMerge(accepted);
   }
 
   /**
-   * Queues the merge of durable, answered batches into the fold they were committed into, after
-   * that fold's earlier merges. Not in the commit's turn: the next group commits (and is
+   * Queues the merge of durable, answered batches into the fold they were committed into (the
+   * current one: no swap comes during a commit), after that fold's earlier merges. Not in the commit's turn: the next group commits (and is
    * answered) while this one merges — when merges ran in that turn, a group waited behind the
    * previous group's merge and whatever ran between its slices (p99 from submit to answer 33
    * ms at 1,000 batches/s, on the in-memory store, whose commit does no I/O). A fold is written
    * only once its queued merges are done (Generation.merged).
    */
-  private queueMerge(fold: FlushMerge, accepted: Pending[]): void {
+  private queueMerge(accepted: Pending[]): void {
+    const fold = this.fold;
     this.unmerged += accepted.length;
-    const run = (this.merging.get(fold) ?? Promise.resolve()).then(() => this.mergeDurable(fold, accepted)).catch((e: Error) => {
+    this.merges = (this.merges ?? Promise.resolve()).then(() => this.mergeDurable(fold, accepted)).catch((e: Error) => {
       console.error(`sketchwatch: merging a group failed: ${e.message}`); // mergeDurable catches per batch: a bug
     });
-    this.merging.set(fold, run);
   }
 
   /**
@@ -391,11 +393,11 @@ export class Ingestor {
   }
 
   /** Embedded store: dedupe in memory, then the journal append. */
-  private async commitEmbedded(fold: FlushMerge, items: Pending[]): Promise<Committed> {
+  private async commitEmbedded(items: Pending[]): Promise<Committed> {
     const states = await this.cachedAgents(items.map((i) => [i.project, i.batch.agentId]));
     const undo = new Map<AgentState, AgentState>();
     const accepted: Pending[] = [];
-    const outcomes = this.decide(fold, items, states, accepted, (s) => {
+    const outcomes = this.decide(items, states, accepted, (s) => {
       if (!undo.has(s)) undo.set(s, { ...s, above: new Set(s.above) });
     });
     if (this.journal && accepted.length > 0) {
@@ -411,13 +413,13 @@ export class Ingestor {
   }
 
   /** PostgreSQL: one transaction (locked dedupe rows, inbox rows). */
-  private async commitPostgres(fold: FlushMerge, items: Pending[]): Promise<Committed> {
+  private async commitPostgres(items: Pending[]): Promise<Committed> {
     const accepted: Pending[] = [];
     const { outcomes, ids } = await this.db.transaction(async (tx) => {
       accepted.length = 0;
       const states = await this.lockAgents(tx, items);
       const changed = new Set<AgentState>();
-      const outcomes = this.decide(fold, items, states, accepted, (s) => changed.add(s));
+      const outcomes = this.decide(items, states, accepted, (s) => changed.add(s));
       const ids = await insertInbox(tx, accepted);
       await saveAgents(tx, [...changed].map(rowOf), false);
       return { outcomes, ids };
@@ -427,7 +429,7 @@ export class Ingestor {
   }
 
   /** Outcome per item: duplicate, refused (null: cannot merge), or applied (into `accepted`). */
-  private decide(fold: FlushMerge, items: Pending[], states: Map<string, AgentState>, accepted: Pending[], touch: (s: AgentState) => void): Array<IngestOutcome | null> {
+  private decide(items: Pending[], states: Map<string, AgentState>, accepted: Pending[], touch: (s: AgentState) => void): Array<IngestOutcome | null> {
     const outcomes: Array<IngestOutcome | null> = [];
     for (const item of items) {
       const { project, batch } = item;
@@ -435,7 +437,7 @@ export class Ingestor {
       const sequence = batch.sequence;
       if (this.alreadyApplied(state, sequence)) {
         outcomes.push({ status: 'duplicate', sequence });
-      } else if (!fold.reserve(project, batch.windows)) {
+      } else if (!this.fold.reserve(project, batch.windows)) {
         outcomes.push(null);
       } else {
         touch(state);
@@ -563,13 +565,13 @@ export class Ingestor {
   }
 
   private async swap(): Promise<Generation | null> {
-    if (this.fold.batches === 0 && !this.merging.has(this.fold) && this.dirty.size === 0 && this.inboxIds.length === 0) return null;
+    if (this.fold.batches === 0 && this.merges === null && this.dirty.size === 0 && this.inboxIds.length === 0) return null;
     // The new segment first: if it cannot be opened, nothing is swapped (and appends fail until
     // it can), so no fold is ever dropped between the two.
     const segment = this.journal?.current ?? -1;
     if (this.journal) await this.journal.rotate();
-    const merged = this.merging.get(this.fold) ?? Promise.resolve();
-    this.merging.delete(this.fold);
+    const merged = this.merges ?? Promise.resolve();
+    this.merges = null;
     const generation: Generation = {
       merge: this.fold,
       merged,
