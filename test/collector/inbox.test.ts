@@ -74,9 +74,14 @@ describe('PostgreSQL inbox', () => {
     const start = recentWindow(4);
     const sent = simulate(12, 10, 20, start, 91);
     // Count the group commits open at once: transactions that lock dedupe rows (checkpoints,
-    // which overlap commits anyway, do not).
+    // which overlap commits anyway, do not). The first commit is held before it locks anything
+    // until a second one has begun, so that the overlap does not depend on how fast this machine
+    // or the server is; if no second commit ever begins, it goes on after 5 s and the count says so.
     let open = 0;
     let most = 0;
+    let overlap!: () => void;
+    const overlapped = new Promise<void>((r) => (overlap = r));
+    const giveUp = setTimeout(overlap, 5_000);
     const transaction = db.transaction.bind(db);
     const watched: Database = {
       ...db,
@@ -85,10 +90,12 @@ describe('PostgreSQL inbox', () => {
         return transaction((tx) =>
           work({
             ...tx,
-            query: (sql, params) => {
+            query: async (sql, params) => {
               if (!commit && sql.trimStart().startsWith('insert into agents')) {
                 commit = true;
                 most = Math.max(most, ++open);
+                if (open >= 2) overlap();
+                else if (most === 1) await overlapped;
               }
               return tx.query(sql, params);
             },
@@ -106,10 +113,14 @@ describe('PostgreSQL inbox', () => {
     for (let i = 0; i < deliveries.length; i++) {
       answers.push(ingestor.submit('test', scanBatch(deliveries[i].bytes)));
       if (i % 4 === 3) await new Promise((r) => setImmediate(r));
-      if (i % 90 === 45) void ingestor.sync();
+      if (i % 90 === 45) {
+        await overlapped; // a swap waits for every commit in flight: not while the first is held
+        void ingestor.sync();
+      }
     }
     const statuses = (await Promise.all(answers)).map((o) => o.status);
     await ingestor.close();
+    clearTimeout(giveUp);
     assert.ok(most >= 2, `at most ${most} group commit(s) ran at once`);
     assert.equal(statuses.filter((s) => s === 'applied').length, sent.batches.length);
     assert.equal(statuses.filter((s) => s === 'duplicate').length, 2 * sent.batches.length);
