@@ -34,7 +34,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver, type EventLoopUtilization } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -209,7 +209,40 @@ interface MetricsSnapshot {
   elu: EventLoopUtilization;
   /** Event-loop delay since the previous snapshot (ms). */
   delay: { p99: number; max: number };
+  /** Garbage-collection pauses of this process so far (cumulative) and the longest since the previous snapshot. */
+  gc: GcTotals;
 }
+
+interface GcTotals {
+  majorCount: number;
+  majorMs: number;
+  /** Incremental-marking steps: main-thread pauses of a major GC before its final one. */
+  stepMs: number;
+  minorMs: number;
+  /** Longest single pause of any kind since the previous snapshot (ms). */
+  maxMs: number;
+}
+
+/**
+ * Every GC pause on the collector's thread (PerformanceObserver 'gc' entries: a scavenge, a
+ * major GC's final pause, an incremental-marking step), so each phase can say how much of its
+ * tail the collector's garbage could account for.
+ */
+const gcTotals: GcTotals = { majorCount: 0, majorMs: 0, stepMs: 0, minorMs: 0, maxMs: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+    if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+      gcTotals.majorCount++;
+      gcTotals.majorMs += e.duration;
+    } else if (kind === perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL) {
+      gcTotals.stepMs += e.duration;
+    } else if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) {
+      gcTotals.minorMs += e.duration;
+    }
+    if (e.duration > gcTotals.maxMs) gcTotals.maxMs = e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 /**
  * The collector's event-loop delay (how late timers run: what a request waits behind a long
@@ -221,6 +254,8 @@ loopDelay.enable();
 async function snapshot(url: string): Promise<MetricsSnapshot> {
   const delay = { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
   loopDelay.reset();
+  const gc = { ...gcTotals };
+  gcTotals.maxMs = 0;
   const text = await (await fetch(`${url}/metrics`)).text();
   const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
   const cpu = process.cpuUsage();
@@ -237,6 +272,7 @@ async function snapshot(url: string): Promise<MetricsSnapshot> {
     wallMs: performance.now(),
     elu: performance.eventLoopUtilization(),
     delay,
+    gc,
   };
 }
 
@@ -257,6 +293,8 @@ interface PhaseStats {
   /** Event-loop delay over the phase (ms): long tasks, not queueing. */
   delay: { p99: number; max: number };
   partialRows: number;
+  /** GC over the phase: major GCs, their pauses (final + incremental steps), scavenges, longest pause (ms). */
+  gc: { major: number; majorMs: number; minorMs: number; maxMs: number };
 }
 
 function phaseStats(a: MetricsSnapshot, b: MetricsSnapshot): PhaseStats {
@@ -276,6 +314,12 @@ function phaseStats(a: MetricsSnapshot, b: MetricsSnapshot): PhaseStats {
     elu: performance.eventLoopUtilization(b.elu, a.elu).utilization,
     delay: b.delay,
     partialRows: b.partialRows,
+    gc: {
+      major: b.gc.majorCount - a.gc.majorCount,
+      majorMs: b.gc.majorMs - a.gc.majorMs + (b.gc.stepMs - a.gc.stepMs),
+      minorMs: b.gc.minorMs - a.gc.minorMs,
+      maxMs: b.gc.maxMs,
+    },
   };
 }
 
@@ -471,12 +515,14 @@ function print(reports: StoreReport[], totalMs: number): boolean {
       rows.push([
         `${STORE_LABEL[r.store]}: ${name}`, fmt(s.flushes), fmt(s.batchesPerFlush, 1), fmt(s.meanFlushMs, 1), `${fmt(100 * s.flushBusy)}%`,
         `${fmt(s.checkpoints)} × ${fmt(s.meanCheckpointMs, 1)} ms`, `${fmt(s.detectorPasses)} × ${fmt(s.meanDetectorMs)} ms`, `${fmt(100 * s.cpu)}%`, `${fmt(100 * s.elu)}%`, `${fmt(s.delay.p99)} / ${fmt(s.delay.max)}`,
+        `${fmt(s.gc.major)} × ${fmt(s.gc.major ? s.gc.majorMs / s.gc.major : 0, 1)} / ${fmt(s.gc.minorMs)} / ${fmt(s.gc.maxMs, 1)}`,
         `${fmt(res.latency.p50, 1)} / ${fmt(res.latency.p99, 1)}`,
       ]);
     }
   }
-  out.push(table(['phase', 'flushes', 'batches/flush', 'ms/flush', 'in flush', 'checkpoints', 'detector passes', 'CPU', 'loop busy', 'loop delay p99/max ms', 'p50/p99 ms'], rows));
-  out.push('(flushes and ms/flush: sketchwatch_flush_seconds count and sum, a group made durable; checkpoints: the fold written to the store; CPU: the collector process, all threads, over wall time)');
+  out.push(table(['phase', 'flushes', 'batches/flush', 'ms/flush', 'in flush', 'checkpoints', 'detector passes', 'CPU', 'loop busy', 'loop delay p99/max ms', 'GC major × ms / minor ms / max', 'p50/p99 ms'], rows));
+  out.push('(flushes and ms/flush: sketchwatch_flush_seconds count and sum, a group made durable; checkpoints: the fold written to the store; CPU: the collector process, all threads, over wall time;');
+  out.push(' GC: major collections × their main-thread pause each (final pause + incremental-marking steps), all scavenges\' pauses, the longest single pause — this process, which is the collector)');
   out.push('');
   let ok = true;
   for (const r of done) {
