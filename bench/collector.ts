@@ -532,7 +532,7 @@ function print(reports: StoreReport[], totalMs: number): boolean {
     const f = r.fixed!.result;
     const lMet = f.latency.p99 <= TARGET_P99_MS && r.fixed!.result.errors === 0 && !f.truncated;
     out.push(`${lMet ? 'met   ' : 'MISSED'}  ${label} p99 at ${fmt(FIXED_RATE)}/s ${fmt(f.latency.p99, 1)} ms, ${f.errors} errors` +
-      `${Object.keys(f.errorKinds).length ? ` ${JSON.stringify(f.errorKinds)}` : ''} (target ≤ ${TARGET_P99_MS} ms, 0 errors; generator max send lag ${fmt(f.maxSendLagMs, 1)} ms)`);
+      `${Object.keys(f.errorKinds).length ? ` ${JSON.stringify(f.errorKinds)}` : ''} (target ≤ ${TARGET_P99_MS} ms, 0 errors; generator max send lag ${fmt(f.maxSendLagMs, 1)} ms, its own loop delay p99 / max ${fmt(f.generatorDelay.p99, 1)} / ${fmt(f.generatorDelay.max, 1)} ms)`);
     const vMet = verified(r).ok;
     out.push(`${vMet ? 'met   ' : 'FAILED'}  ${label} no data lost: ${fmt(r.predictionsStored)} predictions stored, ${fmt(r.predictionsAcked)} acknowledged` +
       `${r.errors ? ` (${fmt(r.predictionsSent)} sent, ${r.errors} unanswered)` : ''}; ` +

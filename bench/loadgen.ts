@@ -14,6 +14,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { Agent, request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { encodeBatch, EVENTS, WindowProfile, decodeBatch } from '../src/sketch/index.js';
 import { rng } from './rng.js';
 
@@ -73,6 +74,12 @@ export interface RunResult {
   latency: LatencySummary;
   /** fixed: how far behind schedule the generator itself ever sent (shows it kept up). */
   maxSendLagMs: number;
+  /**
+   * The generator's own event-loop delay over the run (ms beyond the 2 ms sampling interval):
+   * a response it reads late is counted late, so this bounds how much of the latency tail is
+   * the generator's rather than the collector's.
+   */
+  generatorDelay: { p99: number; max: number };
   /** True when maxMs cut the run short. */
   truncated: boolean;
   /** Requests abandoned unanswered at the drain deadline (counted in errors as 'abandoned'). */
@@ -242,6 +249,8 @@ function concat(p: Prepared): Buffer {
 
 // ---------------------------------------------------------------- sending
 
+const GENERATOR_DELAY_RESOLUTION_MS = 2;
+
 function percentile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
@@ -266,8 +275,10 @@ export async function run(spec: RunSpec): Promise<RunResult> {
   const result: RunResult = {
     encodeMs, meanBytes: bytes / Math.max(1, spec.count), sent: 0, ok: 0, applied: 0, duplicates: 0, errors: 0, errorKinds: {},
     predictionsApplied: 0, predictionsSent: 0, elapsedMs: 0, latency: { p50: NaN, p95: NaN, p99: NaN, p999: NaN, max: NaN, mean: NaN },
-    maxSendLagMs: 0, truncated: false, abandoned: 0,
+    maxSendLagMs: 0, generatorDelay: { p99: NaN, max: NaN }, truncated: false, abandoned: 0,
   };
+  const ownDelay = monitorEventLoopDelay({ resolution: GENERATOR_DELAY_RESOLUTION_MS });
+  ownDelay.enable();
   // Aborts whatever is still unanswered (queued in the agent or in flight) at the drain deadline.
   const abort = new AbortController();
   // One listener per request on the one signal: not a leak.
@@ -383,6 +394,12 @@ export async function run(spec: RunSpec): Promise<RunResult> {
     result.errorKinds.abandoned = (result.errorKinds.abandoned ?? 0) + result.abandoned;
   }
   result.elapsedMs = performance.now() - started;
+  ownDelay.disable();
+  // The histogram holds the intervals between samples: the sampling interval is not delay.
+  result.generatorDelay = {
+    p99: Math.max(0, ownDelay.percentile(99) / 1e6 - GENERATOR_DELAY_RESOLUTION_MS),
+    max: Math.max(0, ownDelay.max / 1e6 - GENERATOR_DELAY_RESOLUTION_MS),
+  };
   agent.destroy();
   result.predictionsSent = predictionsSent;
   const lat = latencies.subarray(0, result.ok).sort();
