@@ -13,7 +13,7 @@ import { yieldToLoop } from './yieldToLoop.js';
  * Batches are made durable in groups (group commit: one at a time on the embedded store, a few
  * at once on PostgreSQL): dedupe by (agent, sequence),
  * a shape check against the batches the current fold holds (`FlushMerge.reserve`), then
- *  - embedded store: one append + fdatasync of the group to the journal (Journal.ts); the dedupe
+ *  - embedded store: one synced append (O_DSYNC) of the group to the journal (Journal.ts); the dedupe
  *    state lives in memory (one process owns the store) and goes to the store at checkpoints;
  *  - PostgreSQL: one transaction that locks the agents' dedupe rows in a fixed order, appends
  *    the batches to `inbox` (one row per batch window, raw bytes) and saves the dedupe rows;
