@@ -215,9 +215,8 @@ interface MetricsSnapshot {
 
 interface GcTotals {
   majorCount: number;
+  /** Main-thread pauses of major GCs: their final pauses and their incremental-marking steps. */
   majorMs: number;
-  /** Incremental-marking steps: main-thread pauses of a major GC before its final one. */
-  stepMs: number;
   minorMs: number;
   /** Longest single pause of any kind since the previous snapshot (ms). */
   maxMs: number;
@@ -228,7 +227,7 @@ interface GcTotals {
  * major GC's final pause, an incremental-marking step), so each phase can say how much of its
  * tail the collector's garbage could account for.
  */
-const gcTotals: GcTotals = { majorCount: 0, majorMs: 0, stepMs: 0, minorMs: 0, maxMs: 0 };
+const gcTotals: GcTotals = { majorCount: 0, majorMs: 0, minorMs: 0, maxMs: 0 };
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
@@ -236,7 +235,7 @@ new PerformanceObserver((list) => {
       gcTotals.majorCount++;
       gcTotals.majorMs += e.duration;
     } else if (kind === perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL) {
-      gcTotals.stepMs += e.duration;
+      gcTotals.majorMs += e.duration;
     } else if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) {
       gcTotals.minorMs += e.duration;
     }
@@ -316,7 +315,7 @@ function phaseStats(a: MetricsSnapshot, b: MetricsSnapshot): PhaseStats {
     partialRows: b.partialRows,
     gc: {
       major: b.gc.majorCount - a.gc.majorCount,
-      majorMs: b.gc.majorMs - a.gc.majorMs + (b.gc.stepMs - a.gc.stepMs),
+      majorMs: b.gc.majorMs - a.gc.majorMs,
       minorMs: b.gc.minorMs - a.gc.minorMs,
       maxMs: b.gc.maxMs,
     },
