@@ -116,7 +116,7 @@ export default [
     onwarn,
   },
   {
-    input: { 'cli/index': 'src/cli/index.ts', 'collector/server': 'src/collector/server.ts' },
+    input: { 'cli/index': 'src/cli/index.ts', 'collector/server': 'src/collector/server.ts', 'collector/fold-worker': 'src/collector/fold-worker.ts' },
     output: { dir: 'dist', format: 'esm', sourcemap: true, chunkFileNames: 'shared/[name]-[hash].js' },
     external: nodeExternal,
     plugins: [esbuild({ target: 'node20' })],

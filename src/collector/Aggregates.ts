@@ -1,7 +1,8 @@
 import { calibrateThresholds, type Thresholds } from '../drift/index.js';
 import { decodeBatch, WindowProfile, type FeatureProfile } from '../sketch/index.js';
 import { emptyWindowFor, mergeWindowView, scanBatch } from '../sketch/codec.js';
-import { appendPartials, encodeWindow } from './Ingestor.js';
+import { encodeWindow, partialRow } from './Fold.js';
+import { appendPartials } from './Ingestor.js';
 import { randomToken } from './config.js';
 import { toBytes, toNumber, type Database, type Queryable } from './store/Database.js';
 import { yieldToLoop } from './yieldToLoop.js';
@@ -221,7 +222,7 @@ async function foldSome(db: Database, k: PartialKey): Promise<[number, boolean]>
     await tx.query('delete from partials where id = any($1::bigint[])', [rows.map((r) => toNumber(r.id))]);
     // By COPY where the store takes it: the folded profile as a bytea parameter went through a
     // hex string twice its size, the longest statement of a busy embedded store (~15 ms).
-    await appendPartials(tx, [{ project: k.project, model: k.model, window: acc! }]);
+    await appendPartials(tx, [partialRow({ project: k.project, model: k.model, window: acc! })]);
     return [rows.length - 1, more];
   });
 }

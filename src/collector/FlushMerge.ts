@@ -28,18 +28,13 @@ export interface MergedWindow {
 const MAX_SPARE_PER_SHAPE = 64;
 const MAX_SHAPES = 8192;
 
-export class FlushMerge {
-  private readonly groups = new Map<string, MergedWindow>();
-  private readonly spare = new Map<string, FeatureProfile[]>();
-  /** Per group: feature ('i' / 'o' + name, or 'L' for latency) → what must match to merge. */
+/**
+ * The shapes a fold has admitted, per group: feature ('i' / 'o' + name, or 'L' for latency) →
+ * what must match to merge. A fold in another thread keeps its book here, on the thread that
+ * decides what to acknowledge.
+ */
+export class ShapeBook {
   private readonly shapes = new Map<string, Map<string, string>>();
-  private readonly make = (fv: FeatureView): FeatureProfile => this.take(fv);
-  /** Batches merged since the last release. */
-  batches = 0;
-
-  get size(): number {
-    return this.groups.size;
-  }
 
   /**
    * Admits a batch's windows if every feature agrees with the shapes admitted so far (and
@@ -68,6 +63,28 @@ export class FlushMerge {
       }
     }
     return true;
+  }
+
+  clear(): void {
+    this.shapes.clear();
+  }
+}
+
+export class FlushMerge {
+  private readonly groups = new Map<string, MergedWindow>();
+  private readonly spare = new Map<string, FeatureProfile[]>();
+  private readonly book = new ShapeBook();
+  private readonly make = (fv: FeatureView): FeatureProfile => this.take(fv);
+  /** Batches merged since the last release. */
+  batches = 0;
+
+  get size(): number {
+    return this.groups.size;
+  }
+
+  /** ShapeBook.reserve for this fold's batches. */
+  reserve(project: string, windows: readonly WindowView[]): boolean {
+    return this.book.reserve(project, windows);
   }
 
   /** Folds a window in (after `reserve` admitted its batch). */
@@ -101,7 +118,7 @@ export class FlushMerge {
       this.give(window.latency);
     }
     this.groups.clear();
-    this.shapes.clear();
+    this.book.clear();
     this.batches = 0;
   }
 

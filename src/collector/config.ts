@@ -38,6 +38,11 @@ export interface CollectorConfig {
   vacuumIntervalMs: number;
   /** A condition that fired less than this ago is not notified again. */
   alertCooldownMs: number;
+  /**
+   * Fold (merge) on a worker thread: 'auto' (when the process may use two or more cores),
+   * 'on', 'off'.
+   */
+  foldWorker: 'auto' | 'on' | 'off';
   /** Webhook delivery: attempts and first backoff. */
   webhookAttempts: number;
   webhookBackoffMs: number;
@@ -64,6 +69,7 @@ export const DEFAULTS: Omit<CollectorConfig, 'adminToken'> = {
   detectIntervalMs: 2_000,
   vacuumIntervalMs: 10_000,
   alertCooldownMs: 15 * 60_000,
+  foldWorker: 'auto',
   webhookAttempts: 5,
   webhookBackoffMs: 500,
 };
@@ -86,9 +92,10 @@ const ENV: Record<string, keyof CollectorConfig> = {
   SKETCHWATCH_DETECT_INTERVAL_MS: 'detectIntervalMs',
   SKETCHWATCH_VACUUM_INTERVAL_MS: 'vacuumIntervalMs',
   SKETCHWATCH_ALERT_COOLDOWN_MS: 'alertCooldownMs',
+  SKETCHWATCH_FOLD_WORKER: 'foldWorker',
 };
 
-const STRING_KEYS = new Set<keyof CollectorConfig>(['host', 'databaseUrl', 'dataDir', 'adminToken']);
+const STRING_KEYS = new Set<keyof CollectorConfig>(['host', 'databaseUrl', 'dataDir', 'adminToken', 'foldWorker']);
 
 export function resolveConfig(options: Partial<CollectorConfig> = {}, env: NodeJS.ProcessEnv = process.env): CollectorConfig {
   const fromEnv: Partial<Record<keyof CollectorConfig, unknown>> = {};
@@ -117,6 +124,7 @@ export function resolveConfig(options: Partial<CollectorConfig> = {}, env: NodeJ
   if (config.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) {
     throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
   }
+  if (!['auto', 'on', 'off'].includes(config.foldWorker)) throw new ConfigError(`SKETCHWATCH_FOLD_WORKER must be auto, on or off, got ${String(config.foldWorker)}`);
   if (config.adminToken.length < 16) throw new ConfigError('the admin token must be at least 16 characters');
   return config;
 }

@@ -1216,6 +1216,29 @@ function scanDigestBody(r: ByteReader): void {
 
 let scanFirstKey = 0;
 
+/**
+ * Whether scanBatch is reading bytes it has checked before (`trusted`): digests are then only
+ * located — their header read, the keys and weights skipped — and their total taken from the
+ * feature's counts, which the first scan checked equal. Whatever later decodes such a digest
+ * (mergeDigestBody) still checks it in full.
+ */
+let trustedScan = false;
+
+/** The header of a digest body (compression, min, max), the rest skipped: see trustedScan. */
+function peekDigestBody(r: ByteReader): void {
+  digestScan.compression = r.varint('digest compression');
+  const c = r.varint('digest centroid count');
+  digestScan.total = 0;
+  digestScan.min = NaN;
+  digestScan.max = NaN;
+  if (c > 0) {
+    r.byte('digest mean precision');
+    digestScan.min = r.finite('digest min');
+    digestScan.max = r.finite('digest max');
+  }
+  r.pos = r.end;
+}
+
 /** Sums `c` key deltas from `from`; returns the last key (the first one in scanFirstKey). */
 function scanKeys(r: ByteReader, from: number, c: number): number {
   let k = from + r.varint('digest mean delta');
@@ -1285,7 +1308,8 @@ function scanFeature(r: ByteReader): FeatureView {
         break;
       case FeatureTag.Digest:
         digestStart = f.pos;
-        scanDigestBody(f);
+        if (trustedScan) peekDigestBody(f);
+        else scanDigestBody(f);
         digestEnd = f.pos;
         compression = digestScan.compression;
         digestTotal = digestScan.total;
@@ -1304,6 +1328,7 @@ function scanFeature(r: ByteReader): FeatureView {
     r.endField(FEATURE_RECORD, tag, f);
   }
   if (name === undefined || kind === undefined || !counts) r.fail('feature needs a name, a kind and counts');
+  if (trustedScan && digestStart >= 0) digestTotal = count - missing - nan - posInf - negInf;
   // What FeatureProfile's constructor and fromParts check, in the same arithmetic.
   if (name.length === 0 || name.length > MAX_FEATURE_NAME) r.fail(`invalid feature ${name}: a feature name must be a string of 1 to ${MAX_FEATURE_NAME} characters`);
   if (kind === 'classes' && classes === null) badFeature(r, name, "kind 'classes' needs the class labels");
@@ -1393,10 +1418,22 @@ function scanWindow(r: ByteReader): WindowView {
 
 /**
  * Checks a batch as decodeBatch does and returns its view, or throws CodecError. The message
- * may differ from decodeBatch's; readBatchView gives decodeBatch's own.
+ * may differ from decodeBatch's; readBatchView gives decodeBatch's own. `trusted`: the bytes
+ * passed this check before (the collector's fold worker re-reads checked batches); digests are
+ * only located, not checked — mergeDigestBody checks each one as it decodes it.
  */
-export function scanBatch(bytes: Uint8Array): BatchView {
+export function scanBatch(bytes: Uint8Array, { trusted = false }: { trusted?: boolean } = {}): BatchView {
   if (!(bytes instanceof Uint8Array)) throw new CodecError('scanBatch() takes a Uint8Array');
+  if (!trusted) return scanBatchBody(bytes);
+  trustedScan = true;
+  try {
+    return scanBatchBody(bytes);
+  } finally {
+    trustedScan = false;
+  }
+}
+
+function scanBatchBody(bytes: Uint8Array): BatchView {
   const r: ByteReader = new ByteReader(bytes);
   readHeader(r, KIND_BATCH);
   let agentId: string | undefined;

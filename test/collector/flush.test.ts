@@ -10,6 +10,7 @@ import { FlushMerge } from '../../src/collector/FlushMerge.js';
 import { Ingestor, MergeConflictError } from '../../src/collector/Ingestor.js';
 import type { Journal } from '../../src/collector/Journal.js';
 import { Metrics } from '../../src/collector/metrics.js';
+import { ConfigError, resolveConfig } from '../../src/collector/config.js';
 import { copyBinary, type Database } from '../../src/collector/store/Database.js';
 import { openPglite } from '../../src/collector/store/pglite.js';
 import { migrate } from '../../src/collector/store/schema.js';
@@ -204,9 +205,9 @@ describe('Ingestor on the embedded store (in memory)', () => {
     assert.equal((await stored(db)).predictions, 50 * STREAM);
   });
 
-  it("a group is answered without waiting for the previous group's merge; a checkpoint waits for it", async () => {
+  it("merging on the main thread: a group is answered without waiting for the previous group's merge; a checkpoint waits for it", async () => {
     await db.exec('delete from partials');
-    const ingestor = new Ingestor(db, new Metrics());
+    const ingestor = new Ingestor(db, new Metrics(), { foldWorker: false });
     await ingestor.open();
     const original = FlushMerge.prototype.mergeBatch;
     let merged = 0;
@@ -235,10 +236,10 @@ describe('Ingestor on the embedded store (in memory)', () => {
     await ingestor.close();
   });
 
-  it('a merge that throws after the answer is counted and logged, and takes nothing else down', async () => {
+  it('merging on the main thread: a merge that throws after the answer is counted and logged, and takes nothing else down', async () => {
     await db.exec('delete from partials');
     const metrics = new Metrics();
-    const ingestor = new Ingestor(db, metrics);
+    const ingestor = new Ingestor(db, metrics, { foldWorker: false });
     await ingestor.open();
     const original = FlushMerge.prototype.mergeBatch;
     let thrown = 0;
@@ -261,6 +262,71 @@ describe('Ingestor on the embedded store (in memory)', () => {
     assert.match(logged.join('\n'), /merging a batch of agent boom failed: injected/);
     assert.equal((await stored(db)).predictions, 50, 'the other batch of the group is merged');
     await ingestor.close();
+  });
+
+  it('merges run on a worker thread by default; a merge that fails there is counted and logged, the rest of its group merged', async () => {
+    await db.exec('delete from partials');
+    const metrics = new Metrics();
+    const ingestor = new Ingestor(db, metrics);
+    await ingestor.open();
+    assert.ok(ingestor.foldWorker, 'a fold worker started');
+    // Checked here as a good batch, then its bytes broken: only the worker's merge can fail.
+    const broken = view('broken', window(1), 0);
+    broken.bytes = broken.bytes.slice(0, 20);
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (m: string) => logged.push(m);
+    try {
+      const outcomes = await Promise.all([ingestor.submit('p', broken), ingestor.submit('p', view('fine', window(2), 0))]);
+      assert.deepEqual(outcomes.map((o) => o.status), ['applied', 'applied']);
+      await ingestor.sync();
+    } finally {
+      console.error = error;
+    }
+    assert.equal(metrics.value('sketchwatch_merge_failures_total'), 1);
+    assert.match(logged.join('\n'), /merging a batch of agent broken failed: .*truncated/);
+    assert.equal((await stored(db)).predictions, 50, 'the other batch of the group is merged');
+    await ingestor.close();
+  });
+
+  it('a fold worker that dies is replaced, and every batch acknowledged is still folded exactly once', async () => {
+    await db.exec('delete from partials');
+    const metrics = new Metrics();
+    // No checkpoint but the test's own: the worker dies holding the first ten batches.
+    const ingestor = new Ingestor(db, metrics, { checkpointMs: 600_000 });
+    await ingestor.open();
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (m: string) => logged.push(m);
+    try {
+      for (let s = 0; s < 10; s++) await ingestor.submit('p', view('crash', window(s), s));
+      await ingestor.foldWorker!.crashForTest(); // the fold holding those ten is gone with it
+      for (let s = 10; s < 20; s++) await ingestor.submit('p', view('crash', window(s), s));
+      await ingestor.sync();
+      assert.equal(metrics.value('sketchwatch_fold_worker_restarts_total'), 1);
+      assert.match(logged.join('\n'), /fold worker exited .*a new one refolds/);
+      assert.equal((await stored(db)).predictions, 20 * 50);
+      // And the new worker goes on folding.
+      await ingestor.submit('p', view('crash', window(20), 20));
+      await ingestor.sync();
+      assert.equal((await stored(db)).predictions, 21 * 50);
+    } finally {
+      console.error = error;
+    }
+    await ingestor.close();
+  });
+
+  it('SKETCHWATCH_FOLD_WORKER chooses where merges run: auto by default, on, off; anything else is refused', async () => {
+    assert.equal(resolveConfig({}, {}).foldWorker, 'auto');
+    assert.equal(resolveConfig({}, { SKETCHWATCH_FOLD_WORKER: 'off' }).foldWorker, 'off');
+    assert.throws(() => resolveConfig({}, { SKETCHWATCH_FOLD_WORKER: 'yes' }), (e: Error) => e instanceof ConfigError && /must be auto, on or off, got yes/.test(e.message));
+    await db.exec('delete from partials');
+    const local = new Ingestor(db, new Metrics(), { foldWorker: false });
+    await local.open();
+    assert.equal(local.foldWorker, null, 'off: merges on the main thread');
+    await local.submit('p', view('local', window(1), 0));
+    await local.close();
+    assert.equal((await stored(db)).predictions, 50);
   });
 
   it('dedupe state stays small for an agent sending in order, and holes are remembered', async () => {

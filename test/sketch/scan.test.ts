@@ -121,6 +121,26 @@ describe('scanBatch: the validate-only path', () => {
     assert.ok(tally.ok > 1_000, `some mutations still decode (${tally.ok})`);
   });
 
+  it('a trusted scan of a checked batch gives the same view, digests located without being read', () => {
+    for (const bytes of corpus()) {
+      const checked = scanBatch(bytes);
+      const trusted = scanBatch(bytes, { trusted: true });
+      assert.deepEqual(trusted, checked);
+      const merge = (view: typeof checked) => view.windows.map((w) => describeWindow(mergeWindowView(new WindowProfile(w.start, w.length, { ...w.segment }), w, view.bytes)));
+      assert.deepEqual(merge(trusted), merge(checked));
+    }
+    // Trusted or not, a digest that does not decode still fails where it is merged.
+    const bytes = encodeBatch(sampleBatch(31, 1));
+    const view = scanBatch(bytes);
+    const f = view.windows[0].inputs.find((x) => x.kind === 'numeric' && x.digestTotal > 1)!;
+    const broken = bytes.slice();
+    broken.fill(0xff, f.digestEnd - 3, f.digestEnd); // the weights' varints run past the digest's end
+    const trusted = scanBatch(broken, { trusted: true });
+    assert.throws(() => scanBatch(broken), CodecError);
+    const w = trusted.windows[0];
+    assert.throws(() => mergeWindowView(new WindowProfile(w.start, w.length, { ...w.segment }), w, trusted.bytes), CodecError);
+  });
+
   it('merges a view into a window exactly as merging the decoded window would', () => {
     for (const bytes of corpus()) {
       const [decoded, viewed] = mergeBoth(bytes);

@@ -1,0 +1,169 @@
+import type { WindowProfile } from '../sketch/index.js';
+import { encodeBatch } from '../sketch/index.js';
+import type { BatchView, WindowView } from '../sketch/codec.js';
+import { FlushMerge, type MergedWindow } from './FlushMerge.js';
+import { yieldToLoop } from './yieldToLoop.js';
+
+/**
+ * The fold of one checkpoint: the batches acknowledged since the last one, merged per (project,
+ * model, segment, window), and written as partial rows. Ingest asks a `Folder` for one fold per
+ * checkpoint; two kinds exist:
+ *  - `WorkerFolder` (FoldWorker.ts; the collector's choice when it may use two or more cores):
+ *    the merges run on a worker thread. Ingest's own thread only checks, commits and answers; a
+ *    merge (~200 µs a beacon of 32 features) never stands between a request and its answer.
+ *    Measured (bench/collector.ts --collector-cores 0,1): 6,237 / 5,488 beacons/s in memory / on
+ *    disk against 3,846 / 3,671 on one core.
+ *  - `LocalFolder`: merges on this thread, in slices between turns of the event loop — on one
+ *    core, where a worker only competes with ingest for it (measured there: ~25% fewer
+ *    beacons/s and no better p99, niced or not), and where a worker cannot start.
+ *
+ * A fold's shape check (`reserve`) always runs on ingest's thread, before the batch is made
+ * durable: a batch refused there is never acknowledged.
+ *
+ * Must: merge each added batch exactly once into the fold it was added to; resolve `rows`
+ * only once every batch added before it is merged; never lose a batch that was added (a worker
+ * that dies is replaced and given the batches of every fold not yet written).
+ */
+export interface Fold {
+  /** Batches added since the fold was created or released. */
+  readonly batches: number;
+  /** Admits a batch into this fold (FlushMerge.reserve); false: it cannot merge here. */
+  reserve(project: string, windows: readonly WindowView[]): boolean;
+  /** Queues the merge of durable batches that `reserve` admitted. */
+  add(items: readonly FoldItem[]): void;
+  /** Once every added batch is merged: the partial rows, one per (project, model, segment, window). */
+  rows(): Promise<PartialRow[]>;
+  /** Ends the fold once its rows are written: what it holds goes back to its folder. */
+  release(): void;
+}
+
+export interface FoldItem {
+  project: string;
+  batch: BatchView;
+}
+
+export interface Folder {
+  create(): Fold;
+  /** Batches added to any fold and not merged yet. */
+  readonly unmerged: number;
+  /** Resolves once at most `n` batches wait for their merge. */
+  below(n: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What a merge failure (a bug: `reserve` admitted the batch) is reported with. */
+export type MergeFailure = (agentId: string, message: string) => void;
+
+/** A partial row as written: its key columns and the window in the wire format. */
+export interface PartialRow {
+  project: string;
+  model: string;
+  segmentKey: string;
+  start: number;
+  length: number;
+  predictions: number;
+  profile: Uint8Array;
+}
+
+/** A window as stored in a partial row: a one-window batch in the wire format. */
+export function encodeWindow(window: WindowProfile): Uint8Array {
+  return encodeBatch({ agentId: 'collector', sequence: 0, sentAt: 0, windows: [window] });
+}
+
+export function partialRow({ project, model, window }: MergedWindow): PartialRow {
+  return {
+    project, model, segmentKey: window.segmentKey, start: window.start, length: window.length,
+    predictions: window.predictions, profile: encodeWindow(window),
+  };
+}
+
+/** Batches merged between two turns of the event loop (~100–150 µs each). */
+const MERGE_SLICE = 8;
+
+/**
+ * Folds on this thread. Merges are queued per fold and run in slices of MERGE_SLICE batches
+ * with the event loop let through between them (a group of 30–100 batches merged in one go
+ * held the thread 5–30 ms), the first slice too, so the answers just given go out first.
+ */
+export class LocalFolder implements Folder {
+  unmerged = 0;
+  private waiters: Array<{ n: number; wake: () => void }> = [];
+  private readonly spare: FlushMerge[] = [];
+
+  constructor(private readonly failed: MergeFailure) {}
+
+  create(): Fold {
+    return new LocalFold(this, this.spare.pop() ?? new FlushMerge());
+  }
+
+  below(n: number): Promise<void> {
+    if (this.unmerged <= n) return Promise.resolve();
+    return new Promise((wake) => this.waiters.push({ n, wake }));
+  }
+
+  async close(): Promise<void> {}
+
+  /** @internal */
+  async mergeSliced(merge: FlushMerge, items: readonly FoldItem[]): Promise<void> {
+    for (let i = 0; i < items.length; i++) {
+      if (i % MERGE_SLICE === 0) await yieldToLoop();
+      const { project, batch } = items[i];
+      try {
+        merge.mergeBatch(project, batch.windows, batch.bytes);
+      } catch (e) {
+        // `reserve` admitted it, so this is a bug; the batch is answered and must not take the
+        // process down with it (nor the rest of the group).
+        this.failed(batch.agentId, (e as Error).message);
+      }
+      this.unmerged--;
+      this.wake();
+    }
+  }
+
+  /** @internal */
+  recycle(merge: FlushMerge): void {
+    merge.release();
+    if (this.spare.length < 2) this.spare.push(merge);
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) (this.unmerged <= w.n ? w.wake() : still.push(w));
+    this.waiters = still;
+  }
+}
+
+class LocalFold implements Fold {
+  batches = 0;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly folder: LocalFolder, private readonly merge: FlushMerge) {}
+
+  reserve(project: string, windows: readonly WindowView[]): boolean {
+    return this.merge.reserve(project, windows);
+  }
+
+  add(items: readonly FoldItem[]): void {
+    if (items.length === 0) return;
+    this.batches += items.length;
+    this.folder.unmerged += items.length;
+    const merge = this.merge;
+    this.queue = this.queue.then(() => this.folder.mergeSliced(merge, items));
+  }
+
+  async rows(): Promise<PartialRow[]> {
+    await this.queue; // never rejects: mergeSliced catches per batch
+    const rows: PartialRow[] = [];
+    const windows = this.merge.windows();
+    for (let i = 0; i < windows.length; i++) {
+      if (i > 0 && i % 2 === 0) await yieldToLoop(); // encoding a window costs ~1 ms
+      rows.push(partialRow(windows[i]));
+    }
+    return rows;
+  }
+
+  release(): void {
+    this.folder.recycle(this.merge);
+  }
+}

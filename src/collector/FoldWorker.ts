@@ -1,0 +1,290 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { WindowView } from '../sketch/codec.js';
+import type { Fold, FoldItem, Folder, MergeFailure, PartialRow } from './Fold.js';
+import { ShapeBook } from './FlushMerge.js';
+
+/**
+ * Folds on a worker thread (see Fold.ts for why). The worker (fold-worker.ts) holds a FlushMerge
+ * per fold; this side keeps each fold's shape book (the check before a batch is made durable)
+ * and, until the fold is written, the bytes of every batch added to it — so that a worker that
+ * dies (it should not: every merge is caught) is replaced and refolds them, and nothing
+ * acknowledged is lost.
+ *
+ * Messages keep their order, so a fold's `take` reaches the worker after all its merges. A
+ * batch crosses as a copy of its bytes (~10 KB, transferred: one memcpy) and the window starts
+ * this side may have moved (clock skew); the worker re-reads it with `scanBatch(…, {trusted})`,
+ * which locates the digests without checking them again.
+ */
+export type ToWorker =
+  | { t: 'merge'; fold: number; items: WireItem[] }
+  | { t: 'take'; fold: number }
+  | { t: 'drop'; fold: number };
+
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'merged'; n: number; failures: Array<{ agentId: string; message: string }> }
+  | { t: 'rows'; fold: number; rows: PartialRow[] };
+
+export interface WireItem {
+  project: string;
+  /** For the report of a merge that fails (the bytes may be what failed). */
+  agentId: string;
+  bytes: Uint8Array;
+  starts: number[];
+}
+
+/** How long a worker may take to start before the collector folds on its own thread instead. */
+const START_TIMEOUT_MS = 30_000;
+
+export class WorkerFolder implements Folder {
+  unmerged = 0;
+  /** Workers started to replace one that died. */
+  restarts = 0;
+  private worker: Worker;
+  private readonly folds = new Map<number, RemoteFold>();
+  private nextId = 1;
+  private closing = false;
+  private waiters: Array<{ n: number; wake: () => void }> = [];
+  /** Takes asked and not answered: while there are some, the worker keeps the process alive. */
+  private takes = 0;
+
+  private constructor(
+    worker: Worker,
+    private readonly failed: MergeFailure,
+    private readonly onRestart: (why: string) => void,
+  ) {
+    this.worker = worker;
+    this.attach(worker);
+  }
+
+  /** Starts the worker; rejects if it cannot start (the caller then folds on its own thread). */
+  static async start(failed: MergeFailure, onRestart: (why: string) => void): Promise<WorkerFolder> {
+    const worker = spawn();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`no answer in ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+      const fail = (e: Error): void => {
+        clearTimeout(timer);
+        worker.off('message', ready);
+        void worker.terminate();
+        reject(e);
+      };
+      const ready = (m: FromWorker): void => {
+        if (m.t !== 'ready') return;
+        clearTimeout(timer);
+        worker.off('error', fail);
+        worker.off('message', ready);
+        resolve();
+      };
+      worker.on('message', ready);
+      worker.once('error', fail);
+    });
+    return new WorkerFolder(worker, failed, onRestart);
+  }
+
+  create(): Fold {
+    const fold = new RemoteFold(this, this.nextId++);
+    this.folds.set(fold.id, fold);
+    return fold;
+  }
+
+  below(n: number): Promise<void> {
+    if (this.unmerged <= n) return Promise.resolve();
+    return new Promise((wake) => this.waiters.push({ n, wake }));
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const w of this.waiters) w.wake();
+    this.waiters = [];
+    for (const fold of this.folds.values()) fold.abandon(new Error('the collector is shutting down'));
+    await this.worker.terminate();
+  }
+
+  /** @internal For tests: ends the worker as a crash would (it is replaced). */
+  async crashForTest(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  /** @internal */
+  send(fold: number, items: readonly WireItem[]): void {
+    this.unmerged += items.length;
+    const copies: WireItem[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const { project, agentId, bytes, starts } of items) {
+      const copy = new Uint8Array(bytes); // its own buffer, exactly the batch: transferred whole
+      copies.push({ project, agentId, bytes: copy, starts });
+      transfer.push(copy.buffer);
+    }
+    this.post({ t: 'merge', fold, items: copies }, transfer);
+  }
+
+  /** @internal */
+  post(message: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(message, transfer);
+  }
+
+  /** @internal A take was asked (`wanted`) or answered: the worker is ref'd while one waits. */
+  holding(wanted: boolean): void {
+    this.takes += wanted ? 1 : -1;
+    if (this.takes === (wanted ? 1 : 0)) {
+      if (wanted) this.worker.ref();
+      else this.worker.unref();
+    }
+  }
+
+  /** @internal */
+  forget(fold: RemoteFold): void {
+    this.folds.delete(fold.id);
+  }
+
+  private attach(worker: Worker): void {
+    worker.on('message', (m: FromWorker) => this.receive(m));
+    worker.on('error', (e) => {
+      if (!this.closing) console.error(`sketchwatch: the fold worker failed: ${e.message}`);
+    });
+    worker.on('exit', (code) => {
+      if (this.closing || worker !== this.worker) return;
+      this.replace(`the fold worker exited (code ${code})`);
+    });
+    // A collector that is not closed does not keep the process alive for it, except while a
+    // checkpoint waits for its rows. After the listeners: adding one refs the worker again.
+    if (this.takes === 0) worker.unref();
+  }
+
+  private receive(m: FromWorker): void {
+    if (m.t === 'merged') {
+      this.unmerged -= m.n;
+      for (const f of m.failures) this.failed(f.agentId, f.message);
+      this.wake();
+    } else if (m.t === 'rows') {
+      this.folds.get(m.fold)?.taken(m.rows);
+    }
+  }
+
+  /** A new worker, given every unwritten fold's batches again (and their pending takes). */
+  private replace(why: string): void {
+    this.restarts++;
+    this.onRestart(why);
+    try {
+      this.worker = spawn();
+    } catch (e) {
+      // Nothing to fold with: the unwritten folds' checkpoints fail (their batches are durable,
+      // and folded from the journal or the inbox when the collector restarts).
+      console.error(`sketchwatch: the fold worker could not be replaced: ${(e as Error).message}`);
+      this.closing = true;
+      for (const fold of this.folds.values()) fold.abandon(new Error('the fold worker is gone'));
+      return;
+    }
+    this.attach(this.worker);
+    this.unmerged = 0;
+    for (const fold of this.folds.values()) fold.resend();
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) (this.unmerged <= w.n ? w.wake() : still.push(w));
+    this.waiters = still;
+  }
+}
+
+class RemoteFold implements Fold {
+  batches = 0;
+  private readonly book = new ShapeBook();
+  /** Every batch added, kept until the fold is written (a replaced worker gets them again). */
+  private items: WireItem[] = [];
+  private taking: { promise: Promise<PartialRow[]>; resolve(rows: PartialRow[]): void; reject(e: Error): void } | null = null;
+  private settled = false;
+  private done = false;
+
+  constructor(private readonly folder: WorkerFolder, readonly id: number) {}
+
+  reserve(project: string, windows: readonly WindowView[]): boolean {
+    return this.book.reserve(project, windows);
+  }
+
+  add(items: readonly FoldItem[]): void {
+    if (items.length === 0) return;
+    if (this.taking !== null) throw new Error('a fold takes no batches once its rows are asked for'); // a bug in the caller
+    const wire = items.map(({ project, batch }) => ({ project, agentId: batch.agentId, bytes: batch.bytes, starts: batch.windows.map((w) => w.start) }));
+    for (const w of wire) this.items.push(w);
+    this.batches += items.length;
+    this.folder.send(this.id, wire);
+  }
+
+  rows(): Promise<PartialRow[]> {
+    if (this.taking === null) {
+      let resolve!: (rows: PartialRow[]) => void;
+      let reject!: (e: Error) => void;
+      const promise = new Promise<PartialRow[]>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.taking = { promise, resolve, reject };
+      this.folder.holding(true);
+      this.folder.post({ t: 'take', fold: this.id });
+    }
+    return this.taking.promise;
+  }
+
+  release(): void {
+    if (this.done) return;
+    this.done = true;
+    this.items = [];
+    this.folder.forget(this);
+    if (this.taking === null) this.folder.post({ t: 'drop', fold: this.id });
+  }
+
+  /** @internal The worker's answer to `take` (it has dropped the fold). */
+  taken(rows: PartialRow[]): void {
+    this.items = []; // the rows hold them now; a worker that dies from here on has nothing of this fold
+    if (this.settled) return;
+    this.settled = true;
+    this.folder.holding(false);
+    this.taking?.resolve(rows);
+  }
+
+  /** @internal To a new worker: this fold's batches, and its take if one was asked. */
+  resend(): void {
+    if (this.settled) return;
+    if (this.items.length > 0) this.folder.send(this.id, this.items);
+    if (this.taking !== null) this.folder.post({ t: 'take', fold: this.id });
+  }
+
+  /** @internal */
+  abandon(e: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.items = [];
+    if (this.taking === null) {
+      this.taking = { promise: Promise.reject(e), resolve() {}, reject() {} };
+    } else {
+      this.folder.holding(false);
+      this.taking.reject(e);
+    }
+    this.taking.promise.catch(() => {}); // whoever asks for the rows sees it; nobody else must
+  }
+}
+
+/**
+ * The worker: the built file next to this one's bundle (dist/collector/fold-worker.js), or,
+ * when the collector runs from source under tsx, fold-worker.ts with tsx registered first — a
+ * worker does not inherit the loader hooks `--import tsx` gave this thread (Node 20).
+ */
+function spawn(): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    const source = new URL('./fold-worker.ts', here).href;
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const boot = `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(source)}); });`;
+    return new Worker(boot, { eval: true });
+  }
+  for (const candidate of ['../collector/fold-worker.js', './fold-worker.js']) {
+    const url = new URL(candidate, here);
+    if (existsSync(fileURLToPath(url))) return new Worker(url);
+  }
+  throw new Error(`the fold worker's file is missing next to ${fileURLToPath(here)} (rebuild with npm run build)`);
+}
