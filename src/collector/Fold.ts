@@ -77,13 +77,18 @@ export function partialRow({ project, model, window }: MergedWindow): PartialRow
   };
 }
 
-/** Batches merged between two turns of the event loop (~100–150 µs each). */
-const MERGE_SLICE = 8;
+/**
+ * How long a slice of merging or encoding may run before the event loop is let through. By
+ * time, not by count: a batch usually merges in ~100–150 µs, but the one that fills its
+ * features' buffers sorts and compresses all of them (~40 × 150 µs: the features of a group
+ * fill in step), so eight batches a slice (as this once was) ran up to 7–10 ms.
+ */
+const SLICE_MS = 1.5;
 
 /**
- * Folds on this thread. Merges are queued per fold and run in slices of MERGE_SLICE batches
- * with the event loop let through between them (a group of 30–100 batches merged in one go
- * held the thread 5–30 ms), the first slice too, so the answers just given go out first.
+ * Folds on this thread. Merges are queued per fold and run in slices of SLICE_MS with the
+ * event loop let through between them (a group of 30–100 batches merged in one go held the
+ * thread 5–30 ms), the first slice too, so the answers just given go out first.
  */
 export class LocalFolder implements Folder {
   unmerged = 0;
@@ -105,8 +110,12 @@ export class LocalFolder implements Folder {
 
   /** @internal */
   async mergeSliced(merge: FlushMerge, items: readonly FoldItem[]): Promise<void> {
+    let until = 0;
     for (let i = 0; i < items.length; i++) {
-      if (i % MERGE_SLICE === 0) await yieldToLoop();
+      if (performance.now() >= until) {
+        await yieldToLoop();
+        until = performance.now() + SLICE_MS;
+      }
       const { project, batch } = items[i];
       try {
         merge.mergeBatch(project, batch.windows, batch.bytes);
@@ -155,10 +164,18 @@ class LocalFold implements Fold {
   async rows(): Promise<PartialRow[]> {
     await this.queue; // never rejects: mergeSliced catches per batch
     const rows: PartialRow[] = [];
-    const windows = this.merge.windows();
-    for (let i = 0; i < windows.length; i++) {
-      if (i > 0 && i % 2 === 0) await yieldToLoop(); // encoding a window costs ~1 ms
-      rows.push(partialRow(windows[i]));
+    let until = 0;
+    for (const w of this.merge.windows()) {
+      // Encoding a window sorts and compresses each feature's buffer first (up to ~6 ms for
+      // 40 features): one feature at a time, in slices, then the encoding proper (~0.5 ms).
+      for (const f of [...w.window.inputs.values(), ...w.window.outputs.values(), w.window.latency]) {
+        if (performance.now() >= until) {
+          await yieldToLoop();
+          until = performance.now() + SLICE_MS;
+        }
+        f.digest?.compact();
+      }
+      rows.push(partialRow(w));
     }
     return rows;
   }

@@ -120,11 +120,12 @@ const MAX_CACHED_AGENTS = 100_000;
 /** Inbox rows one sweep transaction folds. */
 const SWEEP_ROWS = 256;
 /**
- * Partial rows and dedupe rows per statement of a checkpoint, each ~1–3 ms on PGlite (250
- * dedupe rows took 3.3 ms on average, 9 ms at worst, at 1,000 batches/s).
+ * Partial rows and dedupe rows per statement of a checkpoint (PGlite runs each on this thread,
+ * requests waiting): 250 dedupe rows took 3.3 ms on average, 9 ms at worst, at 1,000 batches/s;
+ * 100 took 5.8 ms at the median and up to 14.5 ms on disk, two partial rows 7 ms (up to 17).
  */
-const WINDOWS_PER_STATEMENT = 2;
-const AGENTS_PER_STATEMENT = 100;
+const WINDOWS_PER_STATEMENT = 1;
+const AGENTS_PER_STATEMENT = 50;
 /**
  * PostgreSQL: how many group commits may run at once. One at a time, a commit (~14 ms for 32
  * batches here, mostly the server's round trips and WAL flush) bounded ingest at ~2,200

@@ -118,6 +118,12 @@ export class TDigest {
   }
 
   /** Number of centroids after compression. */
+  /** Folds the buffered values into the centroids now (queries and encoding do it anyway). */
+  compact(): this {
+    this.flush();
+    return this;
+  }
+
   get centroidCount(): number {
     this.flush();
     return this.size;

@@ -96,6 +96,19 @@ describe('TDigest API', () => {
     assert.equal(d.cdf(-3.31), 0);
   });
 
+  it('compact() folds the buffer in without changing what the digest answers', () => {
+    const r = rng(77);
+    const values = Array.from({ length: 20_000 }, () => r() * 100 - 50);
+    const plain = new TDigest().addAll(values);
+    const compacted = new TDigest().addAll(values.slice(0, 7_000)).compact().addAll(values.slice(7_000)).compact();
+    // Compacting at 7,000 is a flush the buffer would otherwise have done later: same count,
+    // min and max, quantiles within the digest's own error.
+    assert.deepEqual([compacted.count, compacted.min, compacted.max], [plain.count, plain.min, plain.max]);
+    for (const q of [0.001, 0.25, 0.5, 0.75, 0.999]) assert.ok(Math.abs(compacted.quantile(q) - plain.quantile(q)) < 0.5, `q=${q}`);
+    const state = compacted.toState();
+    assert.deepEqual(compacted.compact().toState(), state, 'compacting a compacted digest changes nothing');
+  });
+
   it('cdf is monotone and consistent with quantile', () => {
     for (const { name, values } of datasets(20_000, 5)) {
       if (values.length === 0) continue;
