@@ -51,6 +51,32 @@ export interface Folder {
   close(): Promise<void>;
 }
 
+/** Batches waiting for their merge, and who waits for there to be few enough (Folder.below). */
+export class Backlog {
+  count = 0;
+  private waiters: Array<{ n: number; wake: () => void }> = [];
+
+  below(n: number): Promise<void> {
+    if (this.count <= n) return Promise.resolve();
+    return new Promise((wake) => this.waiters.push({ n, wake }));
+  }
+
+  /** Changes the count by `delta` and wakes whoever it now lets through. */
+  add(delta: number): void {
+    this.count += delta;
+    if (this.waiters.length === 0) return;
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) (this.count <= w.n ? w.wake() : still.push(w));
+    this.waiters = still;
+  }
+
+  /** Wakes every waiter whatever the count (shutting down). */
+  release(): void {
+    for (const w of this.waiters) w.wake();
+    this.waiters = [];
+  }
+}
+
 /** What a merge failure (a bug: `reserve` admitted the batch) is reported with. */
 export type MergeFailure = (agentId: string, message: string) => void;
 
@@ -91,8 +117,8 @@ const SLICE_MS = 1.5;
  * thread 5–30 ms), the first slice too, so the answers just given go out first.
  */
 export class LocalFolder implements Folder {
-  unmerged = 0;
-  private waiters: Array<{ n: number; wake: () => void }> = [];
+  /** @internal */
+  readonly backlog = new Backlog();
   private readonly spare: FlushMerge[] = [];
 
   constructor(private readonly failed: MergeFailure) {}
@@ -101,12 +127,17 @@ export class LocalFolder implements Folder {
     return new LocalFold(this, this.spare.pop() ?? new FlushMerge());
   }
 
-  below(n: number): Promise<void> {
-    if (this.unmerged <= n) return Promise.resolve();
-    return new Promise((wake) => this.waiters.push({ n, wake }));
+  get unmerged(): number {
+    return this.backlog.count;
   }
 
-  async close(): Promise<void> {}
+  below(n: number): Promise<void> {
+    return this.backlog.below(n);
+  }
+
+  async close(): Promise<void> {
+    this.backlog.release();
+  }
 
   /** @internal */
   async mergeSliced(merge: FlushMerge, items: readonly FoldItem[]): Promise<void> {
@@ -124,8 +155,7 @@ export class LocalFolder implements Folder {
         // process down with it (nor the rest of the group).
         this.failed(batch.agentId, (e as Error).message);
       }
-      this.unmerged--;
-      this.wake();
+      this.backlog.add(-1);
     }
   }
 
@@ -135,17 +165,12 @@ export class LocalFolder implements Folder {
     if (this.spare.length < 2) this.spare.push(merge);
   }
 
-  private wake(): void {
-    if (this.waiters.length === 0) return;
-    const still: typeof this.waiters = [];
-    for (const w of this.waiters) (this.unmerged <= w.n ? w.wake() : still.push(w));
-    this.waiters = still;
-  }
 }
 
 class LocalFold implements Fold {
   batches = 0;
   private queue: Promise<void> = Promise.resolve();
+  private released = false;
 
   constructor(private readonly folder: LocalFolder, private readonly merge: FlushMerge) {}
 
@@ -156,7 +181,7 @@ class LocalFold implements Fold {
   add(items: readonly FoldItem[]): void {
     if (items.length === 0) return;
     this.batches += items.length;
-    this.folder.unmerged += items.length;
+    this.folder.backlog.add(items.length);
     const merge = this.merge;
     this.queue = this.queue.then(() => this.folder.mergeSliced(merge, items));
   }
@@ -181,6 +206,8 @@ class LocalFold implements Fold {
   }
 
   release(): void {
+    if (this.released) return; // twice would hand one FlushMerge to two folds
+    this.released = true;
     this.folder.recycle(this.merge);
   }
 }

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { WindowView } from '../sketch/codec.js';
-import type { Fold, FoldItem, Folder, MergeFailure, PartialRow } from './Fold.js';
+import { Backlog, type Fold, type FoldItem, type Folder, type MergeFailure, type PartialRow } from './Fold.js';
 import { ShapeBook } from './FlushMerge.js';
 
 /**
@@ -39,14 +39,11 @@ export interface WireItem {
 const START_TIMEOUT_MS = 30_000;
 
 export class WorkerFolder implements Folder {
-  unmerged = 0;
-  /** Workers started to replace one that died. */
-  restarts = 0;
+  private readonly backlog = new Backlog();
   private worker: Worker;
   private readonly folds = new Map<number, RemoteFold>();
   private nextId = 1;
   private closing = false;
-  private waiters: Array<{ n: number; wake: () => void }> = [];
   /** Takes asked and not answered: while there are some, the worker keeps the process alive. */
   private takes = 0;
 
@@ -64,9 +61,11 @@ export class WorkerFolder implements Folder {
     const worker = spawn();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`no answer in ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+      const exited = (code: number): void => fail(new Error(`it exited (code ${code})`));
       const fail = (e: Error): void => {
         clearTimeout(timer);
         worker.off('message', ready);
+        worker.off('exit', exited);
         void worker.terminate();
         reject(e);
       };
@@ -74,11 +73,13 @@ export class WorkerFolder implements Folder {
         if (m.t !== 'ready') return;
         clearTimeout(timer);
         worker.off('error', fail);
+        worker.off('exit', exited);
         worker.off('message', ready);
         resolve();
       };
       worker.on('message', ready);
       worker.once('error', fail);
+      worker.once('exit', exited);
     });
     return new WorkerFolder(worker, failed, onRestart);
   }
@@ -89,15 +90,17 @@ export class WorkerFolder implements Folder {
     return fold;
   }
 
+  get unmerged(): number {
+    return this.backlog.count;
+  }
+
   below(n: number): Promise<void> {
-    if (this.unmerged <= n) return Promise.resolve();
-    return new Promise((wake) => this.waiters.push({ n, wake }));
+    return this.backlog.below(n);
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    for (const w of this.waiters) w.wake();
-    this.waiters = [];
+    this.backlog.release();
     for (const fold of this.folds.values()) fold.abandon(new Error('the collector is shutting down'));
     await this.worker.terminate();
   }
@@ -109,7 +112,7 @@ export class WorkerFolder implements Folder {
 
   /** @internal */
   send(fold: number, items: readonly WireItem[]): void {
-    this.unmerged += items.length;
+    this.backlog.add(items.length);
     const copies: WireItem[] = [];
     const transfer: ArrayBuffer[] = [];
     for (const { project, agentId, bytes, starts } of items) {
@@ -140,7 +143,9 @@ export class WorkerFolder implements Folder {
   }
 
   private attach(worker: Worker): void {
-    worker.on('message', (m: FromWorker) => this.receive(m));
+    worker.on('message', (m: FromWorker) => {
+      if (worker === this.worker) this.receive(m); // not a replaced worker's last words
+    });
     worker.on('error', (e) => {
       if (!this.closing) console.error(`sketchwatch: the fold worker failed: ${e.message}`);
     });
@@ -155,9 +160,8 @@ export class WorkerFolder implements Folder {
 
   private receive(m: FromWorker): void {
     if (m.t === 'merged') {
-      this.unmerged -= m.n;
       for (const f of m.failures) this.failed(f.agentId, f.message);
-      this.wake();
+      this.backlog.add(-m.n);
     } else if (m.t === 'rows') {
       this.folds.get(m.fold)?.taken(m.rows);
     }
@@ -165,7 +169,6 @@ export class WorkerFolder implements Folder {
 
   /** A new worker, given every unwritten fold's batches again (and their pending takes). */
   private replace(why: string): void {
-    this.restarts++;
     this.onRestart(why);
     try {
       this.worker = spawn();
@@ -178,16 +181,8 @@ export class WorkerFolder implements Folder {
       return;
     }
     this.attach(this.worker);
-    this.unmerged = 0;
+    this.backlog.add(-this.backlog.count); // the dead worker's backlog is resent below
     for (const fold of this.folds.values()) fold.resend();
-    this.wake();
-  }
-
-  private wake(): void {
-    if (this.waiters.length === 0) return;
-    const still: typeof this.waiters = [];
-    for (const w of this.waiters) (this.unmerged <= w.n ? w.wake() : still.push(w));
-    this.waiters = still;
   }
 }
 
