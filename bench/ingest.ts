@@ -14,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { FlushMerge } from '../src/collector/FlushMerge.js';
-import { encodeWindow } from '../src/collector/Ingestor.js';
+import { encodeWindow } from '../src/collector/Fold.js';
 import { readBatchView } from '../src/sketch/codec.js';
 import { encodeBatch, WindowProfile } from '../src/sketch/index.js';
 import { buildWindow, SEGMENTS } from './loadgen.js';

@@ -11,8 +11,8 @@ import { yieldToLoop } from './yieldToLoop.js';
  *  - `WorkerFolder` (FoldWorker.ts; the collector's choice when it may use two or more cores):
  *    the merges run on a worker thread. Ingest's own thread only checks, commits and answers; a
  *    merge (~200 µs a beacon of 32 features) never stands between a request and its answer.
- *    Measured (bench/collector.ts --collector-cores 0,1): 6,237 / 5,488 beacons/s in memory / on
- *    disk against 3,846 / 3,671 on one core.
+ *    Measured (bench/collector.ts --collector-cores 0,1): 5,814 / 5,313 beacons/s in memory / on
+ *    disk against 3,882 / 3,661 on one core.
  *  - `LocalFolder`: merges on this thread, in slices between turns of the event loop — on one
  *    core, where a worker only competes with ingest for it (measured there: ~25% fewer
  *    beacons/s and no better p99, niced or not), and where a worker cannot start.
@@ -44,9 +44,7 @@ export interface FoldItem {
 
 export interface Folder {
   create(): Fold;
-  /** Batches added to any fold and not merged yet. */
-  readonly unmerged: number;
-  /** Resolves once at most `n` batches wait for their merge. */
+  /** Resolves once at most `n` batches added to its folds wait for their merge. */
   below(n: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -143,10 +141,6 @@ export class LocalFolder implements Folder {
     return new LocalFold(this, this.spare.pop() ?? new FlushMerge());
   }
 
-  get unmerged(): number {
-    return this.backlog.count;
-  }
-
   below(n: number): Promise<void> {
     return this.backlog.below(n);
   }
@@ -180,7 +174,6 @@ export class LocalFolder implements Folder {
     merge.release();
     if (this.spare.length < 2) this.spare.push(merge);
   }
-
 }
 
 class LocalFold implements Fold {

@@ -90,10 +90,6 @@ export class WorkerFolder implements Folder {
     return fold;
   }
 
-  get unmerged(): number {
-    return this.backlog.count;
-  }
-
   below(n: number): Promise<void> {
     return this.backlog.below(n);
   }

@@ -5,10 +5,9 @@ import { FlushMerge } from './FlushMerge.js';
 import { WorkerFolder } from './FoldWorker.js';
 import { Journal, type JournalRecord } from './Journal.js';
 import { copyBinary, toBytes, toNumber, type Database, type Queryable, type SqlValue } from './store/Database.js';
+import type { CollectorConfig } from './config.js';
 import type { Metrics } from './metrics.js';
 import { yieldToLoop } from './yieldToLoop.js';
-
-export { encodeWindow } from './Fold.js';
 
 /**
  * Ingest: makes accepted batches durable, acknowledges them, and folds them into partial rows.
@@ -61,10 +60,10 @@ export interface IngestorOptions {
   /**
    * Merge on a worker thread (see Fold.ts): 'auto' (the default) when this process may run on
    * two or more cores — on one core a worker only competes with ingest for it (measured: fewer
-   * beacons/s, no better p99). False, or a worker that cannot start: merges run on this
+   * beacons/s, no better p99). 'off', or a worker that cannot start: merges run on this
    * thread, in slices.
    */
-  foldWorker?: boolean | 'auto';
+  foldWorker?: CollectorConfig['foldWorker'];
 }
 
 interface Pending {
@@ -224,7 +223,7 @@ export class Ingestor {
     };
     const wanted = this.options.foldWorker ?? 'auto';
     // availableParallelism follows the process's CPU affinity (taskset, cpusets), not quotas.
-    if (wanted === false || (wanted === 'auto' && availableParallelism() < 2)) return new LocalFolder(failed);
+    if (wanted === 'off' || (wanted === 'auto' && availableParallelism() < 2)) return new LocalFolder(failed);
     try {
       return await WorkerFolder.start(failed, (why) => {
         this.metrics.inc('sketchwatch_fold_worker_restarts_total', 'Fold workers started to replace one that died (its unwritten batches are folded again).');

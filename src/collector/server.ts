@@ -55,7 +55,7 @@ export async function startCollector(options: Partial<CollectorConfig> & { logge
   const ingestor = new Ingestor(db, metrics, {
     flushIntervalMs: config.flushIntervalMs,
     checkpointMs: config.checkpointMs,
-    foldWorker: config.foldWorker === 'auto' ? 'auto' : config.foldWorker === 'on',
+    foldWorker: config.foldWorker,
     journalDir: !config.databaseUrl && config.dataDir ? join(config.dataDir, 'sketchwatch-journal') : undefined,
   });
   try {

@@ -207,7 +207,7 @@ describe('Ingestor on the embedded store (in memory)', () => {
 
   it("merging on the main thread: a group is answered without waiting for the previous group's merge; a checkpoint waits for it", async () => {
     await db.exec('delete from partials');
-    const ingestor = new Ingestor(db, new Metrics(), { foldWorker: false });
+    const ingestor = new Ingestor(db, new Metrics(), { foldWorker: 'off' });
     await ingestor.open();
     const original = FlushMerge.prototype.mergeBatch;
     let merged = 0;
@@ -239,7 +239,7 @@ describe('Ingestor on the embedded store (in memory)', () => {
   it('merging on the main thread: a merge that throws after the answer is counted and logged, and takes nothing else down', async () => {
     await db.exec('delete from partials');
     const metrics = new Metrics();
-    const ingestor = new Ingestor(db, metrics, { foldWorker: false });
+    const ingestor = new Ingestor(db, metrics, { foldWorker: 'off' });
     await ingestor.open();
     const original = FlushMerge.prototype.mergeBatch;
     let thrown = 0;
@@ -321,7 +321,7 @@ describe('Ingestor on the embedded store (in memory)', () => {
     assert.equal(resolveConfig({}, { SKETCHWATCH_FOLD_WORKER: 'off' }).foldWorker, 'off');
     assert.throws(() => resolveConfig({}, { SKETCHWATCH_FOLD_WORKER: 'yes' }), (e: Error) => e instanceof ConfigError && /must be auto, on or off, got yes/.test(e.message));
     await db.exec('delete from partials');
-    const local = new Ingestor(db, new Metrics(), { foldWorker: false });
+    const local = new Ingestor(db, new Metrics(), { foldWorker: 'off' });
     await local.open();
     assert.equal(local.foldWorker, null, 'off: merges on the main thread');
     await local.submit('p', view('local', window(1), 0));
