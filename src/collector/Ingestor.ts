@@ -18,8 +18,9 @@ import { yieldToLoop } from './yieldToLoop.js';
  * a shape check against the batches the current fold holds (`FlushMerge.reserve`), then
  *  - embedded store: one synced append (O_DSYNC) of the group to the journal (Journal.ts); the dedupe
  *    state lives in memory (one process owns the store) and goes to the store at checkpoints;
- *  - PostgreSQL: one transaction that locks the agents' dedupe rows in a fixed order, appends
- *    the batches to `inbox` (one row per batch window, raw bytes) and saves the dedupe rows;
+ *  - PostgreSQL: one statement (sw_commit, schema.ts: one round trip) that locks the agents'
+ *    dedupe rows in a fixed order, applies the dedupe rule, appends the applied batches to
+ *    `inbox` (one row per batch window, raw bytes) and saves the dedupe rows;
  * and only then are the requests answered. Their merge into the in-memory fold is queued (Fold.ts:
  * on a worker thread when the process may use two cores or more, else in slices on this one):
  * the next group commits while it runs, and a swapped-out fold is written only once every merge
@@ -127,8 +128,8 @@ const WINDOWS_PER_STATEMENT = 1;
 const AGENTS_PER_STATEMENT = 50;
 /**
  * PostgreSQL: how many group commits may run at once. One at a time, a commit (~14 ms for 32
- * batches here, mostly the server's round trips and WAL flush) bounded ingest at ~2,200
- * batches/s with the collector's core two-thirds busy.
+ * batches here, then six round trips and the WAL flush) bounded ingest at ~2,200 batches/s with
+ * the collector's core two-thirds busy.
  */
 const PG_COMMITS_IN_FLIGHT = 3;
 /**
@@ -137,6 +138,9 @@ const PG_COMMITS_IN_FLIGHT = 3;
  * than a second of answered batches (~16 KB each with their views) in memory.
  */
 const MAX_UNMERGED = 1024;
+
+/** sw_commit's parameters before its batches (schema.ts). */
+const COMMIT_TYPES = ['text[]', 'text[]', 'bigint[]', 'bigint', 'integer[]', 'text[]', 'text[]', 'bigint[]', 'integer[]', 'integer[]', 'bigint[]'];
 
 /** A batch refused at commit because it cannot merge with the others (not acknowledged). */
 export class MergeConflictError extends Error {
@@ -411,19 +415,58 @@ export class Ingestor {
     return { outcomes, accepted };
   }
 
-  /** PostgreSQL: one transaction (locked dedupe rows, inbox rows). */
+  /**
+   * PostgreSQL: one statement, sw_commit (schema.ts), locks the group's agents, applies the dedupe
+   * rule and appends the applied batches to the inbox, in one round trip. The shape check runs
+   * first, here, on every batch of the group: one whose agent already applied it is thus checked
+   * too, and the shapes it records (ones its first copy was admitted with) can only make a later
+   * batch wait for the next fold (503, retried), never admit one that cannot merge.
+   */
   private async commitPostgres(items: Pending[]): Promise<Committed> {
+    const outcomes: Array<IngestOutcome | null> = items.map(() => null);
+    const sent: number[] = [];
+    for (let i = 0; i < items.length; i++) if (this.fold.reserve(items[i].project, items[i].batch.windows)) sent.push(i);
     const accepted: Pending[] = [];
-    const { outcomes, ids } = await this.db.transaction(async (tx) => {
-      accepted.length = 0;
-      const states = await this.lockAgents(tx, items);
-      const changed = new Set<AgentState>();
-      const outcomes = this.decide(items, states, accepted, (s) => changed.add(s));
-      const ids = await insertInbox(tx, accepted);
-      await saveAgents(tx, [...changed].map(rowOf), false);
-      return { outcomes, ids };
+    if (sent.length === 0) return { outcomes, accepted };
+    const projects: string[] = [];
+    const agentIds: string[] = [];
+    const sequences: number[] = [];
+    const rows = { item: [] as number[], model: [] as string[], segment: [] as string[], start: [] as number[], length: [] as number[], part: [] as number[], predictions: [] as number[] };
+    const batches: Uint8Array[] = [];
+    sent.forEach((i, n) => {
+      const { project, batch } = items[i];
+      projects.push(project);
+      agentIds.push(batch.agentId);
+      sequences.push(batch.sequence);
+      batches.push(batch.bytes);
+      batch.windows.forEach((w, part) => {
+        rows.item.push(n + 1);
+        rows.model.push(w.segment.model);
+        rows.segment.push(w.segmentKey);
+        rows.start.push(w.start);
+        rows.length.push(w.length);
+        rows.part.push(part);
+        rows.predictions.push(w.predictions);
+      });
     });
-    for (const id of ids) this.inboxIds.push(id);
+    const params: SqlValue[] = [projects, agentIds, sequences, this.dedupeWindow, rows.item, rows.model, rows.segment, rows.start, rows.length, rows.part, rows.predictions, ...batches];
+    const placeholders = params.map((_, k) => `$${k + 1}`);
+    const result = await this.db.query<{ item: number; applied: boolean; inbox_id: unknown }>(
+      `select item, applied, inbox_id from sw_commit(${COMMIT_TYPES.map((t, k) => `${placeholders[k]}::${t}`).join(', ')},
+         variadic array[${placeholders.slice(COMMIT_TYPES.length).map((p) => `${p}::bytea`).join(', ')}])`,
+      params,
+    );
+    const applied = new Set<number>();
+    if (new Set(result.map((r) => r.item)).size !== sent.length) throw new Error(`sw_commit answered for ${result.length} of ${sent.length} batches`);
+    for (const r of result) {
+      const i = sent[r.item - 1];
+      if (r.applied) {
+        applied.add(i);
+        if (r.inbox_id !== null) this.inboxIds.push(toNumber(r.inbox_id));
+      }
+      outcomes[i] = { status: r.applied ? 'applied' : 'duplicate', sequence: items[i].batch.sequence };
+    }
+    for (const i of sent) if (applied.has(i)) accepted.push(items[i]);
     return { outcomes, accepted };
   }
 
@@ -464,31 +507,6 @@ export class Ingestor {
       for (const s of state.above) if (s <= floor) state.above.delete(s);
     }
     while (state.above.has(state.done + 1)) state.above.delete(++state.done);
-  }
-
-  /** Creates missing agent rows, then locks all of this group's agents in key order. */
-  private async lockAgents(tx: Queryable, items: Pending[]): Promise<Map<string, AgentState>> {
-    const keys = new Map<string, [string, string]>();
-    for (const { project, batch } of items) keys.set(agentKey(project, batch.agentId), [project, batch.agentId]);
-    const ordered = [...keys.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
-    const projects = ordered.map(([p]) => p);
-    const agents = ordered.map(([, a]) => a);
-    await tx.query(
-      `insert into agents (project, agent_id)
-       select * from unnest($1::text[], $2::text[]) on conflict do nothing`,
-      [projects, agents],
-    );
-    const rows = await tx.query<StoredAgent>(
-      `select a.project, a.agent_id, a.high_water, a.done, a.seen, a.batches
-         from agents a join unnest($1::text[], $2::text[]) as k(project, agent_id)
-           on a.project = k.project and a.agent_id = k.agent_id
-        order by a.project, a.agent_id
-        for update of a`,
-      [projects, agents],
-    );
-    const states = new Map<string, AgentState>();
-    for (const r of rows) states.set(agentKey(r.project, r.agent_id), this.stateFromRow(r));
-    return states;
   }
 
   /** Embedded store: agents from memory, read from the store the first time they are seen. */
@@ -595,7 +613,7 @@ export class Ingestor {
         if (this.embedded) {
           for (let i = 0; i < g.agents.length; i += AGENTS_PER_STATEMENT) {
             await yieldToLoop();
-            await saveAgents(tx, g.agents.slice(i, i + AGENTS_PER_STATEMENT), true);
+            await saveAgents(tx, g.agents.slice(i, i + AGENTS_PER_STATEMENT));
           }
           if (g.segment >= 0) {
             await tx.query(
@@ -744,25 +762,6 @@ function toRecord(p: Pending): JournalRecord {
   return { project: p.project, starts: p.batch.windows.map((w) => w.start), bytes: p.batch.bytes };
 }
 
-/** One row per batch window: raw bytes, and where the collector placed the window. */
-async function insertInbox(tx: Queryable, accepted: Pending[]): Promise<number[]> {
-  const values: SqlValue[] = [];
-  const rows: string[] = [];
-  for (const { project, batch } of accepted) {
-    batch.windows.forEach((w, part) => {
-      const p = values.length;
-      rows.push(`($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6}, $${p + 7}, $${p + 8})`);
-      values.push(project, w.segment.model, w.segmentKey, w.start, w.length, part, w.predictions, batch.bytes);
-    });
-  }
-  if (rows.length === 0) return [];
-  const ids = await tx.query<{ id: unknown }>(
-    `insert into inbox (project, model, segment, window_start, window_length, part, predictions, batch) values ${rows.join(', ')} returning id`,
-    values,
-  );
-  return ids.map((r) => toNumber(r.id));
-}
-
 /** Writes partial rows, by binary COPY where the store takes it. */
 export async function appendPartials(tx: Queryable, partials: readonly PartialRow[]): Promise<void> {
   // One multi-row INSERT: a statement per row cost a round trip each on PostgreSQL. Where the
@@ -790,11 +789,11 @@ export async function appendPartials(tx: Queryable, partials: readonly PartialRo
 }
 
 /**
- * Saves dedupe rows: one statement for all (0.25 ms a statement on PGlite; a round trip each on
- * PostgreSQL). `upsert` for the embedded store, whose new agents have no row yet. Seen sets
- * travel as comma-separated text: arrays of arrays do not unnest.
+ * Saves the embedded store's dedupe rows at a checkpoint, in one statement (0.25 ms a statement
+ * on PGlite), inserting the agents that have no row yet. (PostgreSQL saves them with each group
+ * commit: sw_commit in schema.ts.) Seen sets travel as comma-separated text: arrays of arrays do not unnest.
  */
-async function saveAgents(tx: Queryable, rows: AgentRow[], upsert: boolean): Promise<void> {
+async function saveAgents(tx: Queryable, rows: AgentRow[]): Promise<void> {
   if (rows.length === 0) return;
   const params = [
     rows.map((s) => s.project),
@@ -806,20 +805,11 @@ async function saveAgents(tx: Queryable, rows: AgentRow[], upsert: boolean): Pro
   ];
   const source = `unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[]) as u(project, agent_id, high_water, done, seen, batches)`;
   const seen = `case when u.seen = '' then '{}'::bigint[] else string_to_array(u.seen, ',')::bigint[] end`;
-  if (upsert) {
-    await tx.query(
-      `insert into agents (project, agent_id, high_water, done, seen, batches, last_seen_at)
-       select u.project, u.agent_id, u.high_water, u.done, ${seen}, u.batches, now() from ${source}
-       on conflict (project, agent_id) do update
-         set high_water = excluded.high_water, done = excluded.done, seen = excluded.seen, batches = excluded.batches, last_seen_at = now()`,
-      params,
-    );
-  } else {
-    await tx.query(
-      `update agents a set high_water = u.high_water, done = u.done, batches = u.batches, last_seen_at = now(), seen = ${seen}
-         from ${source}
-        where a.project = u.project and a.agent_id = u.agent_id`,
-      params,
-    );
-  }
+  await tx.query(
+    `insert into agents (project, agent_id, high_water, done, seen, batches, last_seen_at)
+     select u.project, u.agent_id, u.high_water, u.done, ${seen}, u.batches, now() from ${source}
+     on conflict (project, agent_id) do update
+       set high_water = excluded.high_water, done = excluded.done, seen = excluded.seen, batches = excluded.batches, last_seen_at = now()`,
+    params,
+  );
 }

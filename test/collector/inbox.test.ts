@@ -3,10 +3,13 @@ import { after, before, describe, it } from 'node:test';
 import { loadWindows } from '../../src/collector/Aggregates.js';
 import { Ingestor } from '../../src/collector/Ingestor.js';
 import { Metrics } from '../../src/collector/metrics.js';
-import type { Database } from '../../src/collector/store/Database.js';
+import type { Database, SqlValue } from '../../src/collector/store/Database.js';
 import { openPostgres } from '../../src/collector/store/postgres.js';
 import { migrate } from '../../src/collector/store/schema.js';
 import { scanBatch } from '../../src/sketch/codec.js';
+import { encodeBatch, WindowProfile } from '../../src/sketch/index.js';
+import { openPglite } from '../../src/collector/store/pglite.js';
+import { rng } from '../helpers.js';
 import { pgTestDatabase, recentWindow, simulate } from './harness.js';
 
 /**
@@ -73,8 +76,8 @@ describe('PostgreSQL inbox', () => {
     await db.query('delete from partials');
     const start = recentWindow(4);
     const sent = simulate(12, 10, 20, start, 91);
-    // Count the group commits open at once: transactions that lock dedupe rows (checkpoints,
-    // which overlap commits anyway, do not). The first commit is held before it locks anything
+    // Count the group commits open at once: sw_commit statements (checkpoints, which overlap
+    // commits anyway, do not call it). The first commit is held before it reaches the server
     // until a second one has begun, so that the overlap does not depend on how fast this machine
     // or the server is; if no second commit ever begins, it goes on after 5 s and the count says so.
     let open = 0;
@@ -82,27 +85,19 @@ describe('PostgreSQL inbox', () => {
     let overlap!: () => void;
     const overlapped = new Promise<void>((r) => (overlap = r));
     const giveUp = setTimeout(overlap, 5_000);
-    const transaction = db.transaction.bind(db);
+    const query = db.query.bind(db);
     const watched: Database = {
       ...db,
-      transaction: (work) => {
-        let commit = false;
-        return transaction((tx) =>
-          work({
-            ...tx,
-            query: async (sql, params) => {
-              if (!commit && sql.trimStart().startsWith('insert into agents')) {
-                commit = true;
-                most = Math.max(most, ++open);
-                if (open >= 2) overlap();
-                else if (most === 1) await overlapped;
-              }
-              return tx.query(sql, params);
-            },
-          }),
-        ).finally(() => {
-          if (commit) open--;
-        });
+      query: async <Row>(sql: string, params?: SqlValue[]) => {
+        if (!sql.includes('sw_commit(')) return query<Row>(sql, params);
+        most = Math.max(most, ++open);
+        try {
+          if (open >= 2) overlap();
+          else if (most === 1) await overlapped;
+          return await query<Row>(sql, params);
+        } finally {
+          open--;
+        }
       },
     };
     const ingestor = new Ingestor(watched, new Metrics(), { checkpointMs: HOUR, orphanAfterMs: HOUR, flushIntervalMs: 1 });
@@ -126,5 +121,65 @@ describe('PostgreSQL inbox', () => {
     assert.equal(statuses.filter((s) => s === 'duplicate').length, 2 * sent.batches.length);
     assert.equal(await count('inbox'), 0, 'every inbox row folded by the checkpoints');
     assert.equal(await predictions(start), sent.predictions);
+  });
+
+  it('applies the dedupe rule exactly as the embedded store does (sw_commit against Ingestor.markApplied)', async () => {
+    // Waves of submissions (a wave is one group commit): mostly each agent's next sequence, and
+    // repeats (within a wave too), holes, holes filled late, and sequences far behind a small
+    // dedupe window; one agent's row comes from before `done` existed (null).
+    const r = rng(404);
+    const next = new Map<string, number>();
+    const sent: Array<[string, number]> = [];
+    // The legacy row (high 30, done null → 22 with a window of 8, seen 25 and 28): 25 is known, 26 is not.
+    const waves: Array<Array<[string, number]>> = [[['dd-legacy', 25], ['dd-legacy', 26]]];
+    for (let w = 0; w < 60; w++) {
+      const wave: Array<[string, number]> = [];
+      for (let k = 1 + Math.floor(r() * 5); k > 0; k--) {
+        const agent = ['dd-a', 'dd-b', 'dd-legacy'][Math.floor(r() * 3)];
+        const n = next.get(agent) ?? (agent === 'dd-legacy' ? 31 : 0);
+        const u = r();
+        let sequence: number;
+        if (u < 0.55 || sent.length === 0) next.set(agent, (sequence = n) + 1);
+        else if (u < 0.7) next.set(agent, (sequence = n + 2 + Math.floor(r() * 4)) + 1); // a hole
+        else if (u < 0.85) sequence = sent[Math.floor(r() * sent.length)][1]; // a repeat, or a late one
+        else sequence = Math.max(0, n - 9 - Math.floor(r() * 20)); // far behind
+        wave.push([agent, sequence]);
+        sent.push([agent, sequence]);
+      }
+      waves.push(wave);
+    }
+    const window = new WindowProfile(recentWindow(5), 60_000, { model: 'weather' });
+    window.predictions = 1;
+    window.input('x').add(1);
+    const bytes = (agentId: string, sequence: number) => encodeBatch({ agentId, sequence, sentAt: Date.now(), windows: [window] });
+    const run = async (store: Database) => {
+      await store.query(`insert into agents (project, agent_id, high_water, done, seen, batches) values ('test', 'dd-legacy', 30, null, '{25,28}', 4)`);
+      const ingestor = new Ingestor(store, new Metrics(), { dedupeWindow: 8, checkpointMs: HOUR, orphanAfterMs: HOUR, foldWorker: 'off' });
+      await ingestor.open();
+      const outcomes: string[] = [];
+      for (const wave of waves) {
+        for (const o of await Promise.all(wave.map(([a, s]) => ingestor.submit('test', scanBatch(bytes(a, s)))))) outcomes.push(o.status);
+      }
+      await ingestor.close();
+      const rows = await store.query<{ agent_id: string; high_water: unknown; done: unknown; seen: unknown[]; batches: unknown }>(
+        `select agent_id, high_water, done, seen, batches from agents where agent_id like 'dd-%' order by agent_id`,
+      );
+      return { outcomes, rows: rows.map((x) => [x.agent_id, Number(x.high_water), Number(x.done), x.seen.map(Number), Number(x.batches)]) };
+    };
+    const embedded = await openPglite();
+    try {
+      await migrate(embedded);
+      await embedded.query(`insert into projects (id, ingest_key) values ('test', 'k')`);
+      const want = await run(embedded);
+      const got = await run(db);
+      assert.deepEqual(got.outcomes, want.outcomes);
+      assert.deepEqual(got.rows, want.rows);
+      // Not a vacuous agreement: both outcomes occur, and the legacy row reads as it should.
+      const applied = want.outcomes.filter((o) => o === 'applied').length;
+      assert.ok(applied > 50 && applied < want.outcomes.length, `${applied} of ${want.outcomes.length} applied`);
+      assert.deepEqual(want.outcomes.slice(0, 2), ['duplicate', 'applied']);
+    } finally {
+      await embedded.close();
+    }
   });
 });
