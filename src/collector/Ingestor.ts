@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { scanBatch, type BatchView } from '../sketch/codec.js';
 import { LocalFolder, partialRow, type Fold, type Folder, type PartialRow } from './Fold.js';
 import { FlushMerge } from './FlushMerge.js';
-import { WorkerFolder } from './FoldWorker.js';
+import { WorkerFolder, type WireItem } from './FoldWorker.js';
 import { Journal, type JournalRecord } from './Journal.js';
 import { copyBinary, toBytes, toNumber, type Database, type Queryable, type SqlValue } from './store/Database.js';
 import type { CollectorConfig } from './config.js';
@@ -156,7 +156,8 @@ export class Ingestor {
   private timerDue = 0;
   /** Group commits running, and whether a swap waits for them to end (see `shared`). */
   private inFlight = 0;
-  private swapWanted = false;
+  /** Runs of `exclusive` under way (a swap, a refold): group commits wait for none to be left. */
+  private exclusives = 0;
   private gateWaiters: Array<() => void> = [];
   private readonly maxInFlight: number;
   private closed = false;
@@ -181,6 +182,14 @@ export class Ingestor {
   private checkpointTail: Promise<void> = Promise.resolve();
   private checkpointTimer: ReturnType<typeof setInterval> | null = null;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  /**
+   * Where each unwritten fold's batches are durable, for a refold after its worker died: the
+   * journal segment (embedded; with `records`, only those of its records: a replayed segment),
+   * or the inbox rows (PostgreSQL; the array grows with the fold while it is ingest's).
+   */
+  private readonly sources = new Map<Fold, { segment: number; records?: number[]; inboxIds: number[] }>();
+  /** Embedded, with a journal: what the refold reads segments with (set before the replay). */
+  private journalFiles: Journal | null = null;
   /** Embedded: every agent's dedupe state, authoritative (the store lags by a checkpoint). */
   private readonly agents = new Map<string, AgentState>();
 
@@ -205,7 +214,10 @@ export class Ingestor {
   async open(): Promise<void> {
     this.folder = await this.startFolder();
     this.fold = this.folder.create();
+    const source = { segment: -1, inboxIds: this.inboxIds };
+    this.sources.set(this.fold, source);
     if (this.embedded && this.options.journalDir) await this.replay(this.options.journalDir);
+    source.segment = this.journal?.current ?? -1;
     this.checkpointTimer = setInterval(() => {
       if (this.fold.batches > 0 || this.dirty.size > 0 || this.unwritten.length > 0) {
         this.checkpoint().catch(() => {}); // counted and logged in write()
@@ -229,10 +241,15 @@ export class Ingestor {
     // availableParallelism follows the process's CPU affinity (taskset, cpusets), not quotas.
     if (wanted === 'off' || (wanted === 'auto' && availableParallelism() < 2)) return new LocalFolder(failed);
     try {
-      return await WorkerFolder.start(failed, (why) => {
-        this.metrics.inc('sketchwatch_fold_worker_restarts_total', 'Fold workers started to replace one that died (its unwritten batches are folded again).');
-        console.error(`sketchwatch: ${why}; a new one refolds the batches not yet written`);
-      });
+      const durable = !this.embedded || this.options.journalDir !== undefined;
+      return await WorkerFolder.start(
+        failed,
+        (why) => {
+          this.metrics.inc('sketchwatch_fold_worker_restarts_total', 'Fold workers started to replace one that died (its unwritten batches are folded again).');
+          console.error(`sketchwatch: ${why}; a new one refolds the batches not yet written`);
+        },
+        durable ? (folds) => this.refold(folds) : null,
+      );
     } catch (e) {
       console.error(`sketchwatch: the fold worker did not start (${(e as Error).message}); merging on the main thread instead`);
       return new LocalFolder(failed);
@@ -311,7 +328,7 @@ export class Ingestor {
    * transaction on a connection of its own, which the agents' row locks keep apart).
    */
   private async shared<T>(work: () => Promise<T>): Promise<T> {
-    while (this.swapWanted || this.inFlight >= this.maxInFlight) await new Promise<void>((r) => this.gateWaiters.push(r));
+    while (this.exclusives > 0 || this.inFlight >= this.maxInFlight) await new Promise<void>((r) => this.gateWaiters.push(r));
     this.inFlight++;
     try {
       return await work();
@@ -321,14 +338,17 @@ export class Ingestor {
     }
   }
 
-  /** Runs `work` (a swap) with no commit in flight; commits arriving meanwhile wait for it. */
+  /**
+   * Runs `work` (a swap, a refold) with no commit in flight; commits arriving meanwhile wait for
+   * it, and for any other such work under way.
+   */
   private async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    this.swapWanted = true;
+    this.exclusives++;
     try {
       while (this.inFlight > 0) await new Promise<void>((r) => this.gateWaiters.push(r));
       return await work();
     } finally {
-      this.swapWanted = false;
+      this.exclusives--;
       this.openGate();
     }
   }
@@ -570,7 +590,9 @@ export class Ingestor {
       if (generation) this.unwritten.push(generation);
       while (this.unwritten.length > 0) {
         await this.write(this.unwritten[0]);
-        this.unwritten.shift()!.fold.release();
+        const { fold } = this.unwritten.shift()!;
+        this.sources.delete(fold);
+        fold.release();
       }
     });
     this.checkpointQueued = run;
@@ -592,6 +614,7 @@ export class Ingestor {
     };
     this.fold = this.folder.create();
     this.inboxIds = [];
+    this.sources.set(this.fold, { segment: this.journal?.current ?? -1, inboxIds: this.inboxIds });
     this.dirty.clear();
     return generation;
   }
@@ -652,6 +675,7 @@ export class Ingestor {
   /** Embedded store: folds the journal segments the store does not hold yet, one by one. */
   private async replay(dir: string): Promise<void> {
     const journal = await Journal.open(dir);
+    this.journalFiles = journal;
     const [row] = await this.db.query<{ segment: unknown }>('select segment from journal_state where id = 1');
     const first = row ? toNumber(row.segment) : 0;
     const segments = await journal.segments();
@@ -659,7 +683,11 @@ export class Ingestor {
     for (const segment of segments) {
       if (segment < first) continue;
       const fold = this.folder.create();
-      for (const r of await journal.read(segment)) {
+      const records: number[] = [];
+      this.sources.set(fold, { segment, records, inboxIds: [] });
+      const read = await journal.read(segment);
+      for (let k = 0; k < read.length; k++) {
+        const r = read[k];
         let batch: BatchView;
         try {
           batch = scanBatch(r.bytes);
@@ -677,6 +705,7 @@ export class Ingestor {
         }
         this.markApplied(state, batch.sequence);
         this.dirty.add(state);
+        records.push(k);
         fold.add([{ project: r.project, batch }]);
         replayed++;
       }
@@ -686,6 +715,7 @@ export class Ingestor {
         await this.write(generation);
       } finally {
         this.journal = null;
+        this.sources.delete(fold);
         fold.release();
       }
       this.dirty.clear();
@@ -694,6 +724,37 @@ export class Ingestor {
     await journal.removeThrough(first - 1);
     await journal.start(Math.max(first, (segments.at(-1) ?? -1) + 1));
     this.journal = journal;
+  }
+
+  /**
+   * After a fold worker died: every batch of each of `folds`, read again from its journal segment
+   * or its inbox rows. With no group commit running, so that each source holds exactly what its
+   * fold was given (a batch is added to its fold in the same turn its commit ends).
+   */
+  private refold(folds: Fold[]): Promise<Map<Fold, WireItem[]>> {
+    return this.exclusive(async () => {
+      const out = new Map<Fold, WireItem[]>();
+      for (const fold of folds) {
+        const source = this.sources.get(fold);
+        if (source === undefined) continue; // written and released meanwhile
+        const items: WireItem[] = [];
+        if (this.embedded) {
+          const records = await this.journalFiles!.read(source.segment);
+          for (const k of source.records ?? records.keys()) {
+            const { project, starts, bytes } = records[k];
+            items.push({ project, agentId: '', bytes, starts });
+          }
+        } else if (source.inboxIds.length > 0) {
+          const rows = await this.db.query<{ project: string; part: number; window_start: unknown; batch: unknown }>(
+            'select project, part, window_start, batch from inbox where id = any($1::bigint[]) order by id',
+            [source.inboxIds],
+          );
+          for (const r of rows) items.push({ project: r.project, agentId: '', bytes: toBytes(r.batch), starts: [toNumber(r.window_start)], parts: [r.part] });
+        }
+        out.set(fold, items);
+      }
+      return out;
+    });
   }
 
   /** PostgreSQL: folds inbox rows a replica left behind (it died before its checkpoint). */

@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { scanBatch } from '../sketch/codec.js';
+import { scanBatch, type BatchView } from '../sketch/codec.js';
 import { partialRow, type PartialRow } from './Fold.js';
 import type { FromWorker, ToWorker } from './FoldWorker.js';
 import { FlushMerge } from './FlushMerge.js';
@@ -37,14 +37,24 @@ port.on('message', (m: ToWorker) => {
     case 'merge': {
       const into = fold(m.fold);
       const failures: Array<{ agentId: string; message: string }> = [];
-      for (const { project, agentId, bytes, starts } of m.items) {
+      for (const { project, agentId, bytes, starts, parts } of m.items) {
+        let batch: BatchView | null = null;
         try {
-          const batch = scanBatch(bytes, { trusted: true });
-          if (batch.windows.length !== starts.length) throw new Error('window count differs from what ingest saw');
-          batch.windows.forEach((w, i) => (w.start = starts[i]));
-          into.mergeBatch(project, batch.windows, batch.bytes);
+          batch = scanBatch(bytes, { trusted: true });
+          if (parts === undefined) {
+            if (batch.windows.length !== starts.length) throw new Error('window count differs from what ingest saw');
+            batch.windows.forEach((w, i) => (w.start = starts[i]));
+            into.mergeBatch(project, batch.windows, batch.bytes);
+          } else {
+            for (let i = 0; i < parts.length; i++) {
+              const w = batch.windows[parts[i]];
+              if (w === undefined) throw new Error(`the batch has no window ${parts[i]}`);
+              w.start = starts[i];
+              into.merge(project, w, batch.bytes);
+            }
+          }
         } catch (e) {
-          failures.push({ agentId, message: (e as Error).message });
+          failures.push({ agentId: agentId || batch?.agentId || '(unknown)', message: (e as Error).message });
         }
       }
       send({ t: 'merged', n: m.items.length, failures });

@@ -394,6 +394,42 @@ describe('Ingestor on the embedded store with a journal', () => {
     await db.close();
   });
 
+  it('a fold worker that dies is replaced and refolds from the journal: every acknowledged batch folded exactly once', async () => {
+    const db = await freshDb();
+    const jdir = mkdtempSync(join(tmpdir(), 'sketchwatch-journal-refold-'));
+    const metrics = new Metrics();
+    const ingestor = new Ingestor(db, metrics, { journalDir: jdir, checkpointMs: 600_000, foldWorker: 'on' });
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (m: string) => logged.push(m);
+    try {
+      await ingestor.open();
+      assert.ok(ingestor.foldWorker, 'merges on a worker');
+      for (let s = 0; s < 10; s++) await ingestor.submit('p', view('refold', window(s), s));
+      await ingestor.sync(); // written: not the dead worker's
+      for (let s = 10; s < 20; s++) await ingestor.submit('p', view('refold', window(s), s));
+      await ingestor.foldWorker!.crashForTest(); // ten batches gone with it; the journal has them
+      // While the refold runs: more batches, and a checkpoint asked at once.
+      const more = Array.from({ length: 5 }, (_, i) => ingestor.submit('p', view('refold', window(20 + i), 20 + i)));
+      const synced = ingestor.sync();
+      await Promise.all(more);
+      await synced;
+      await ingestor.sync();
+      assert.equal(metrics.value('sketchwatch_fold_worker_restarts_total'), 1);
+      assert.match(logged.join('\n'), /fold worker exited .*a new one refolds/);
+      assert.equal((await stored(db)).predictions, 25 * 50);
+      await ingestor.submit('p', view('refold', window(25), 25));
+      await ingestor.sync();
+      assert.equal((await stored(db)).predictions, 26 * 50, 'the new worker goes on folding');
+      assert.equal(metrics.value('sketchwatch_merge_failures_total'), 0);
+    } finally {
+      console.error = error;
+      await ingestor.close();
+      await db.close();
+      rmSync(jdir, { recursive: true, force: true });
+    }
+  });
+
   it('a journal write that fails is not acknowledged, leaves no record and no dedupe trace', async () => {
     const db = await freshDb();
     const jdir = mkdtempSync(join(tmpdir(), 'sketchwatch-journal-fail-'));

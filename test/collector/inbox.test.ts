@@ -123,6 +123,41 @@ describe('PostgreSQL inbox', () => {
     assert.equal(await predictions(start), sent.predictions);
   });
 
+  it('a fold worker that dies is replaced and refolds from the inbox: every acknowledged batch folded exactly once', async () => {
+    await db.query('delete from inbox');
+    await db.query('delete from partials');
+    const start = recentWindow(6);
+    const sent = simulate(4, 6, 20, start, 55); // two windows per agent: batches of one window each
+    const metrics = new Metrics();
+    const ingestor = new Ingestor(db, metrics, { checkpointMs: HOUR, orphanAfterMs: HOUR, foldWorker: 'on' });
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (m: string) => logged.push(m);
+    try {
+      await ingestor.open();
+      assert.ok(ingestor.foldWorker, 'merges on a worker');
+      const [first, second, third] = [sent.batches.slice(0, 8), sent.batches.slice(8, 18), sent.batches.slice(18)];
+      for (const x of first) await ingestor.submit('test', scanBatch(x.bytes));
+      await ingestor.sync(); // written: not the dead worker's
+      for (const x of second) await ingestor.submit('test', scanBatch(x.bytes));
+      await ingestor.foldWorker!.crashForTest();
+      const more = third.map((x) => ingestor.submit('test', scanBatch(x.bytes)));
+      const synced = ingestor.sync();
+      assert.deepEqual((await Promise.all(more)).map((o) => o.status), third.map(() => 'applied'));
+      await synced;
+      await ingestor.sync();
+      assert.equal(metrics.value('sketchwatch_fold_worker_restarts_total'), 1);
+      assert.equal(await count('inbox'), 0, 'every inbox row folded');
+      const [r] = await db.query<{ n: unknown }>('select coalesce(sum(predictions), 0) as n from partials');
+      assert.equal(Number(r.n), sent.predictions);
+      assert.equal(metrics.value('sketchwatch_merge_failures_total'), 0);
+      assert.match(logged.join('\n'), /fold worker exited .*a new one refolds/);
+    } finally {
+      console.error = error;
+      await ingestor.close();
+    }
+  });
+
   it('applies the dedupe rule exactly as the embedded store does (sw_commit against Ingestor.markApplied)', async () => {
     // Waves of submissions (a wave is one group commit): mostly each agent's next sequence, and
     // repeats (within a wave too), holes, holes filled late, and sequences far behind a small
