@@ -8,7 +8,8 @@
  * output and its probabilities, latency, 50–200 predictions, six segments). Steps, each timed
  * over every batch per round (median of rounds, µs per batch):
  *   scan      readBatchView — the strict check a request pays before it is queued
- *   merge     FlushMerge.reserve + mergeBatch — folding a durable batch into the open fold
+ *   merge     FlushMerge.reserve + mergeBatch — folding a durable batch into the open fold (and
+ *             the p99 of one batch's merge: the longest stretch it holds the event loop, mostly)
  *   write     encoding the fold's windows at a checkpoint, spread over the batches it holds
  *             (one checkpoint per round: a round is about a checkpoint's worth at 5,000/s)
  */
@@ -45,24 +46,31 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const scanUs: number[] = [];
 const mergeUs: number[] = [];
 const writeUs: number[] = [];
+/** Per round: the 99th percentile of one batch's merge (a stretch the event loop cannot cut). */
+const mergeP99: number[] = [];
 const fold = new FlushMerge();
 for (let round = 0; round < ROUNDS; round++) {
   // In groups of GROUP, as the collector does (checked on arrival, merged a group at a time).
   let scanMs = 0;
   let mergeMs = 0;
+  const oneMerge: number[] = [];
   for (let g = 0; g < BATCHES; g += GROUP) {
     let t = performance.now();
     const views = bodies.slice(g, g + GROUP).map((b) => readBatchView(b));
     scanMs += performance.now() - t;
-    t = performance.now();
     for (const v of views) {
+      t = performance.now();
       if (!fold.reserve('p', v.windows)) throw new Error('conflict');
       fold.mergeBatch('p', v.windows, v.bytes);
+      const ms = performance.now() - t;
+      mergeMs += ms;
+      oneMerge.push(ms);
     }
-    mergeMs += performance.now() - t;
   }
   scanUs.push((scanMs * 1000) / BATCHES);
   mergeUs.push((mergeMs * 1000) / BATCHES);
+  oneMerge.sort((a, b) => a - b);
+  mergeP99.push(oneMerge[Math.floor(0.99 * oneMerge.length)] * 1000);
   const t = performance.now();
   for (const { window } of fold.windows()) encodeWindow(window);
   writeUs.push(((performance.now() - t) * 1000) / BATCHES);
@@ -73,6 +81,6 @@ const m = median(mergeUs);
 const w = median(writeUs);
 console.log(`sketchwatch ingest steps: ${BATCHES} batches, mean ${Math.round(bytes / BATCHES)} bytes, ~${Math.round(centroids / 50)} centroids each; median of ${ROUNDS} rounds`);
 console.log(`  scan   ${s.toFixed(1)} µs/batch  (${((s * 1000) / (centroids / 50)).toFixed(1)} ns/centroid)`);
-console.log(`  merge  ${m.toFixed(1)} µs/batch  (${((m * 1000) / (centroids / 50)).toFixed(1)} ns/centroid)`);
+console.log(`  merge  ${m.toFixed(1)} µs/batch  (${((m * 1000) / (centroids / 50)).toFixed(1)} ns/centroid; one batch's merge p99 ${median(mergeP99).toFixed(0)} µs)`);
 console.log(`  write  ${w.toFixed(1)} µs/batch  (fold of ${BATCHES} batches encoded once)`);
 console.log(`  total  ${(s + m + w).toFixed(1)} µs/batch → at most ${Math.round(1e6 / (s + m + w)).toLocaleString('en-US')} batches/s on one core before HTTP`);

@@ -1,4 +1,5 @@
-import type { FeatureProfile, WindowProfile } from '../sketch/index.js';
+import type { FeatureProfile, TDigest, WindowProfile } from '../sketch/index.js';
+import { MAX_SORT } from '../sketch/sortCentroids.js';
 import { emptyWindowFor, mergeWindowView, newFeature, type FeatureView, type WindowView } from '../sketch/codec.js';
 
 /**
@@ -22,6 +23,17 @@ export interface MergedWindow {
   project: string;
   model: string;
   window: WindowProfile;
+}
+
+/** A window being folded, and which of its digests have had their first flush set apart. */
+interface Group extends MergedWindow {
+  digests: TDigest[];
+  /** Features the window had when `digests` was listed. */
+  features: number;
+  /** Per digest: 1 once its first flush came at its own point (see staggerFlushes). */
+  staggered: Uint8Array;
+  /** How many of them are staggered (all: nothing left to check). */
+  done: number;
 }
 
 /** Bounds on the pool: spare profiles per feature shape, and shapes (hostile names churn it). */
@@ -71,7 +83,7 @@ export class ShapeBook {
 }
 
 export class FlushMerge {
-  private readonly groups = new Map<string, MergedWindow>();
+  private readonly groups = new Map<string, Group>();
   private readonly spare = new Map<string, FeatureProfile[]>();
   private readonly book = new ShapeBook();
   private readonly make = (fv: FeatureView): FeatureProfile => this.take(fv);
@@ -93,10 +105,12 @@ export class FlushMerge {
     let group = this.groups.get(key);
     if (group === undefined) {
       // Its latency profile comes from the pool too, shaped after this window's.
-      group = { project, model: w.segment.model, window: emptyWindowFor(w, this.make) };
+      group = { project, model: w.segment.model, window: emptyWindowFor(w, this.make), digests: [], features: -1, staggered: new Uint8Array(0), done: 0 };
       this.groups.set(key, group);
     }
-    mergeWindowView(group.window, w, bytes, this.make);
+    const { window } = group;
+    mergeWindowView(window, w, bytes, this.make);
+    staggerFlushes(group);
   }
 
   /** Folds in every window of an admitted batch. */
@@ -106,7 +120,7 @@ export class FlushMerge {
   }
 
   windows(): MergedWindow[] {
-    return [...this.groups.values()];
+    return [...this.groups.values()].map(({ project, model, window }) => ({ project, model, window }));
   }
 
   /** Ends the commit's merge: its profiles go back to the pool (their contents are dropped). */
@@ -134,6 +148,46 @@ export class FlushMerge {
     if (list === undefined) this.spare.set(key, (list = []));
     if (list.length < MAX_SPARE_PER_SHAPE) list.push(f);
   }
+}
+
+/**
+ * Sets a window's digests' buffer flushes apart. Every batch brings each of a window's features
+ * about as many values, so their 8,192-value buffers fill in step, and the one merge that fills
+ * them sorts and compresses all ~40 at once: per-batch merge p50 0.16 ms but p99 6 ms and max
+ * 43–68 ms (slow day) — a stretch no slicing can cut, and every request behind it waits. So the
+ * first flush of digest i of n comes early, once it holds (i + 1) / (n + 1) of a buffer; filling
+ * at the same pace from there, their later flushes stay that far apart. Measured (3,000
+ * batches): p99 per batch 6 ms → 0.6–1.2 ms.
+ */
+function staggerFlushes(group: Group): void {
+  const { window } = group;
+  const features = window.inputs.size + window.outputs.size;
+  if (group.features !== features) {
+    group.digests = digestsOf(window);
+    group.features = features;
+    group.staggered = new Uint8Array(group.digests.length);
+    group.done = 0;
+  }
+  const n = group.digests.length;
+  if (group.done === n) return;
+  for (let i = 0; i < n; i++) {
+    if (group.staggered[i] === 1) continue;
+    const d = group.digests[i];
+    if (d.buffered >= (MAX_SORT * (i + 1)) / (n + 1)) {
+      d.compact();
+      group.staggered[i] = 1;
+      group.done++;
+    }
+  }
+}
+
+/** The window's digests (its numeric features' and latency's). */
+function digestsOf(window: WindowProfile): TDigest[] {
+  const out: TDigest[] = [];
+  for (const f of window.inputs.values()) if (f.digest) out.push(f.digest);
+  for (const f of window.outputs.values()) if (f.digest) out.push(f.digest);
+  if (window.latency.digest) out.push(window.latency.digest);
+  return out;
 }
 
 function groupKey(project: string, w: WindowView): string {

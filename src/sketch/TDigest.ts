@@ -124,6 +124,11 @@ export class TDigest {
     return this;
   }
 
+  /** @internal Values and centroids buffered, not yet folded in (a collector paces its flushes by it). */
+  get buffered(): number {
+    return this.bufLen;
+  }
+
   get centroidCount(): number {
     this.flush();
     return this.size;
