@@ -20,18 +20,18 @@ import { ShapeBook } from './FlushMerge.js';
  * take waits.
  *
  * Messages keep their order, so a fold's `take` reaches the worker after all its merges. A
- * batch crosses as a copy of its bytes (~10 KB, transferred: one memcpy) and the window starts
- * this side may have moved (clock skew); the worker re-reads it with `scanBatch(…, {trusted})`,
- * which locates the digests without checking them again.
+ * batch crosses as a copy of its bytes (one memcpy into the message's reused buffer, see
+ * TRANSFER_MIN) and the window starts this side may have moved (clock skew); the worker re-reads
+ * it with `scanBatch(…, {trusted})`, which locates the digests without checking them again.
  */
 export type ToWorker =
-  | { t: 'merge'; fold: number; items: WireItem[] }
+  | { t: 'merge'; fold: number; items: WireBatch[]; buffer: ArrayBuffer }
   | { t: 'take'; fold: number }
   | { t: 'drop'; fold: number };
 
 export type FromWorker =
   | { t: 'ready' }
-  | { t: 'merged'; n: number; failures: Array<{ agentId: string; message: string }> }
+  | { t: 'merged'; n: number; failures: Array<{ agentId: string; message: string }>; buffer: ArrayBuffer }
   | { t: 'rows'; fold: number; rows: PartialRow[] };
 
 export interface WireItem {
@@ -45,11 +45,31 @@ export interface WireItem {
   parts?: number[];
 }
 
+/** A WireItem as a merge message carries it: its bytes at [at, at + length) of the message's buffer. */
+export interface WireBatch {
+  project: string;
+  agentId: string;
+  at: number;
+  length: number;
+  starts: number[];
+  parts?: number[];
+}
+
 /**
  * Everything each fold holds, read again from where its batches are durable (see the header);
  * called after a worker died, for the folds whose rows it had not sent.
  */
 export type Refold = (folds: Fold[]) => Promise<Map<Fold, WireItem[]>>;
+
+/**
+ * Merge messages carry their batches' bytes in one buffer, transferred there and back and reused:
+ * a new ~10 KB copy per batch was ArrayBuffer memory allocated at ingest's rate, which is what
+ * sets off V8's major GCs ("external memory pressure"). Buffers are at least TRANSFER_MIN; at
+ * most SPARE_BUFFERS of at most SPARE_MAX bytes are kept.
+ */
+const TRANSFER_MIN = 256 * 1024;
+const SPARE_MAX = 1024 * 1024;
+const SPARE_BUFFERS = 8;
 
 /** How long a worker may take to start before the collector folds on its own thread instead. */
 const START_TIMEOUT_MS = 30_000;
@@ -64,6 +84,8 @@ export class WorkerFolder implements Folder {
   private incarnation = 0;
   /** Takes asked and not answered: while there are some, the worker keeps the process alive. */
   private takes = 0;
+  /** Buffers the worker sent back, for the next merge messages. */
+  private readonly spare: ArrayBuffer[] = [];
 
   private constructor(
     worker: Worker,
@@ -129,14 +151,19 @@ export class WorkerFolder implements Folder {
   /** @internal */
   send(fold: number, items: readonly WireItem[]): void {
     this.backlog.add(items.length);
-    const copies: WireItem[] = [];
-    const transfer: ArrayBuffer[] = [];
-    for (const { project, agentId, bytes, starts } of items) {
-      const copy = new Uint8Array(bytes); // its own buffer, exactly the batch: transferred whole
-      copies.push({ project, agentId, bytes: copy, starts });
-      transfer.push(copy.buffer);
+    let size = 0;
+    for (const item of items) size += item.bytes.length;
+    let buffer = this.spare.pop();
+    if (buffer === undefined || buffer.byteLength < size) buffer = new ArrayBuffer(Math.max(size, TRANSFER_MIN));
+    const into = new Uint8Array(buffer);
+    const batches: WireBatch[] = [];
+    let at = 0;
+    for (const { project, agentId, bytes, starts, parts } of items) {
+      into.set(bytes, at);
+      batches.push({ project, agentId, at, length: bytes.length, starts, parts });
+      at += bytes.length;
     }
-    this.post({ t: 'merge', fold, items: copies }, transfer);
+    this.post({ t: 'merge', fold, items: batches, buffer }, [buffer]);
   }
 
   /** @internal */
@@ -177,6 +204,7 @@ export class WorkerFolder implements Folder {
   private receive(m: FromWorker): void {
     if (m.t === 'merged') {
       for (const f of m.failures) this.failed(f.agentId, f.message);
+      if (this.spare.length < SPARE_BUFFERS && m.buffer.byteLength <= SPARE_MAX) this.spare.push(m.buffer);
       this.backlog.add(-m.n);
     } else if (m.t === 'rows') {
       this.folds.get(m.fold)?.taken(m.rows);

@@ -477,7 +477,8 @@ export class Ingestor {
       params,
     );
     const applied = new Set<number>();
-    if (new Set(result.map((r) => r.item)).size !== sent.length) throw new Error(`sw_commit answered for ${result.length} of ${sent.length} batches`);
+    const answered = new Set(result.map((r) => r.item)).size;
+    if (answered !== sent.length) throw new Error(`sw_commit answered for ${answered} of ${sent.length} batches`);
     for (const r of result) {
       const i = sent[r.item - 1];
       if (r.applied) {

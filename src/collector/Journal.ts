@@ -34,6 +34,8 @@ export interface JournalRecord {
 }
 
 const HEADER = 8;
+/** Largest group an append encodes into its reused buffer (a larger one gets its own). */
+const REUSE_MAX = 4 * 1024 * 1024;
 /** Largest payload replay believes (the collector's body cap is far below). */
 const MAX_PAYLOAD = 256 * 1024 * 1024;
 
@@ -41,6 +43,9 @@ export class Journal {
   private file: FileHandle | null = null;
   private size = 0;
   private broken: Error | null = null;
+  /** What appends encode into (see `encode`), and whether one is being written from it. */
+  private buffer: Buffer = Buffer.alloc(0);
+  private writing = false;
 
   private constructor(
     readonly dir: string,
@@ -106,17 +111,18 @@ export class Journal {
   }
 
   /**
-   * Appends records and syncs them. On failure the segment is cut back to where it was; if even
-   * that fails, the journal refuses every later append (what it holds can no longer be trusted
-   * to match what was acknowledged).
+   * Appends records and syncs them; the caller runs one append at a time. On failure the segment
+   * is cut back to where it was; if even that fails, the journal refuses every later append (what
+   * it holds can no longer be trusted to match what was acknowledged).
    */
   async append(records: JournalRecord[]): Promise<void> {
     if (this.broken) throw this.broken;
     if (this.file === null) throw new Error('journal: no segment started');
     if (records.length === 0) return;
-    const parts = records.map(encodeRecord);
-    const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    const data = this.encode(records);
     const before = this.size;
+    const owns = !this.writing && data.buffer === this.buffer.buffer;
+    if (owns) this.writing = true;
     try {
       let written = 0;
       while (written < data.length) {
@@ -132,7 +138,32 @@ export class Journal {
         this.broken = new Error(`journal: could not undo a failed append (${(cut as Error).message}); ingest stops`);
       }
       throw e;
+    } finally {
+      if (owns) this.writing = false;
     }
+  }
+
+  /**
+   * The records, encoded one after another into this journal's own buffer, reused from append to
+   * append (a group over REUSE_MAX gets a buffer of its own, and so would an append made while
+   * another is being written). A new ~10 KB buffer per record and a group-sized one to join them were most of
+   * the ArrayBuffer memory ingest allocated, and allocating it is what drove the collector's
+   * major GCs ("external memory pressure").
+   */
+  private encode(records: JournalRecord[]): Buffer {
+    const projects = records.map((r) => Buffer.from(r.project, 'utf8'));
+    let size = 0;
+    for (let i = 0; i < records.length; i++) size += HEADER + payloadSize(records[i], projects[i]);
+    let out: Buffer;
+    if (this.writing || size > REUSE_MAX) {
+      out = Buffer.allocUnsafe(size);
+    } else {
+      if (this.buffer.length < size) this.buffer = Buffer.allocUnsafeSlow(Math.min(REUSE_MAX, Math.max(size, 2 * this.buffer.length)));
+      out = this.buffer;
+    }
+    let at = 0;
+    for (let i = 0; i < records.length; i++) at = encodeRecord(records[i], projects[i], out, at);
+    return out.subarray(0, size);
   }
 
   /** Deletes segments up to and including `segment` (their batches are in the store). */
@@ -155,20 +186,24 @@ export class Journal {
   }
 }
 
-function encodeRecord(r: JournalRecord): Buffer {
-  const project = Buffer.from(r.project, 'utf8');
+function payloadSize(r: JournalRecord, project: Buffer): number {
   if (r.starts.length > 255) throw new RangeError('journal: more than 255 windows in one batch');
-  const payload = 1 + 8 * r.starts.length + 2 + project.length + r.bytes.length;
-  const out = Buffer.allocUnsafe(HEADER + payload);
-  let at = HEADER;
+  return 1 + 8 * r.starts.length + 2 + project.length + r.bytes.length;
+}
+
+/** Writes the record at `start` of `out` (room checked by the caller); returns where it ends. */
+function encodeRecord(r: JournalRecord, project: Buffer, out: Buffer, start: number): number {
+  const payload = payloadSize(r, project);
+  let at = start + HEADER;
   at = out.writeUInt8(r.starts.length, at);
   for (const s of r.starts) at = out.writeDoubleLE(s, at);
   at = out.writeUInt16LE(project.length, at);
   at += project.copy(out, at);
   out.set(r.bytes, at);
-  out.writeUInt32LE(payload, 0);
-  out.writeUInt32LE(crc32(out.subarray(HEADER)), 4);
-  return out;
+  at += r.bytes.length;
+  out.writeUInt32LE(payload, start);
+  out.writeUInt32LE(crc32(out.subarray(start + HEADER, at)), start + 4);
+  return at;
 }
 
 function decodeRecord(p: Buffer): JournalRecord | null {

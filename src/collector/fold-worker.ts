@@ -37,10 +37,10 @@ port.on('message', (m: ToWorker) => {
     case 'merge': {
       const into = fold(m.fold);
       const failures: Array<{ agentId: string; message: string }> = [];
-      for (const { project, agentId, bytes, starts, parts } of m.items) {
+      for (const { project, agentId, at, length, starts, parts } of m.items) {
         let batch: BatchView | null = null;
         try {
-          batch = scanBatch(bytes, { trusted: true });
+          batch = scanBatch(new Uint8Array(m.buffer, at, length), { trusted: true });
           if (parts === undefined) {
             if (batch.windows.length !== starts.length) throw new Error('window count differs from what ingest saw');
             batch.windows.forEach((w, i) => (w.start = starts[i]));
@@ -57,7 +57,8 @@ port.on('message', (m: ToWorker) => {
           failures.push({ agentId: agentId || batch?.agentId || '(unknown)', message: (e as Error).message });
         }
       }
-      send({ t: 'merged', n: m.items.length, failures });
+      // The merged profiles keep nothing of the bytes: the buffer goes back for the next message.
+      send({ t: 'merged', n: m.items.length, failures, buffer: m.buffer }, [m.buffer]);
       break;
     }
     case 'take': {

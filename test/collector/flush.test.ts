@@ -8,7 +8,7 @@ import { decodeBatch, encodeBatch, FeatureProfile, TDigest, WindowProfile } from
 import { scanBatch } from '../../src/sketch/codec.js';
 import { FlushMerge } from '../../src/collector/FlushMerge.js';
 import { Ingestor, MergeConflictError } from '../../src/collector/Ingestor.js';
-import type { Journal } from '../../src/collector/Journal.js';
+import { Journal } from '../../src/collector/Journal.js';
 import { Metrics } from '../../src/collector/metrics.js';
 import { ConfigError, resolveConfig } from '../../src/collector/config.js';
 import { copyBinary, type Database } from '../../src/collector/store/Database.js';
@@ -392,6 +392,26 @@ describe('Ingestor on the embedded store with a journal', () => {
     assert.equal((await stored(db)).predictions, 400);
     await ingestor.close();
     await db.close();
+  });
+
+  it('journal appends encode into one reused buffer: each group, larger or smaller than the last, is written as given', async () => {
+    const jdir = mkdtempSync(join(tmpdir(), 'sketchwatch-journal-reuse-'));
+    const journal = await Journal.open(jdir);
+    try {
+      await journal.start(0);
+      const record = (n: number, size: number) => ({ project: `p${n}`, starts: [n, n + 0.5], bytes: Uint8Array.from({ length: size }, (_, i) => (i * 7 + n) & 255) });
+      const sizes = [10_000, 300, 25_000, 1, 4_000, 12_345];
+      await journal.append([record(0, sizes[0]), record(1, sizes[1])]);
+      await journal.append([record(2, sizes[2])]); // larger: the buffer grows
+      await journal.append([record(3, sizes[3])]); // smaller, over the same buffer
+      await journal.append([record(4, sizes[4]), record(5, sizes[5])]);
+      const back = await journal.read(0);
+      assert.equal(back.length, 6);
+      back.forEach((r, n) => assert.deepEqual(r, record(n, sizes[n])));
+    } finally {
+      await journal.close();
+      rmSync(jdir, { recursive: true, force: true });
+    }
   });
 
   it('a fold worker that dies is replaced and refolds from the journal: every acknowledged batch folded exactly once', async () => {
