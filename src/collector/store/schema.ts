@@ -226,7 +226,7 @@ const MIGRATIONS: string[] = [
  * A migration's statements: split at semicolons, except inside dollar-quoted bodies ($$ … $$),
  * where a function's own statements end.
  */
-export function statements(migration: string): string[] {
+function statements(migration: string): string[] {
   const out: string[] = [];
   let quoted = false;
   let start = 0;
