@@ -9,7 +9,9 @@
  *            --rate N (the open-loop phase's beacons/s, for diagnosis; default 1,000, the target's)
  *            --no-pin (do not pin processes to cores)   --collector-cores 0,1 (the collector on both cores, sharing
  *            the second with the load generator; default 0); SKETCHWATCH_BENCH_PROFILE=DIR: a CPU profile
- *            of the collector per throughput run (SKETCHWATCH_BENCH_HEAP=promoted|all: a sampled
+ *            of the collector per throughput run; SKETCHWATCH_SINGLE_THREADED_GC=auto|on|off as for the
+ *            collector (auto: a one-core collector runs with V8's GC on its main thread; this process
+ *            then runs itself again with the flag) (SKETCHWATCH_BENCH_HEAP=promoted|all: a sampled
  *            heap profile instead, .heapprofile, for Chrome DevTools)   --pg URL (server to create the bench
  *            database on; default postgres://postgres@127.0.0.1:5432/postgres)
  *
@@ -41,6 +43,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startCollector, type Collector } from '../src/collector/server.js';
+import { relaunchForGc, singleThreadedGc } from '../src/collector/singleThreadedGc.js';
 import { WindowProfile } from '../src/sketch/index.js';
 import { MODEL, type RunResult, type RunSpec } from './loadgen.js';
 
@@ -153,6 +156,13 @@ function canPin(): boolean {
   }
 }
 const PIN = canPin();
+/**
+ * The collector as `sketchwatch collector` runs it (singleThreadedGc.ts): with one core, V8's
+ * GC on the main thread only — so this process runs itself again as node --single-threaded-gc
+ * (SKETCHWATCH_SINGLE_THREADED_GC=off: V8's default, for comparison).
+ */
+const relaunched = await relaunchForGc({ cores: PIN ? args['collector-cores'].split(',').length : CORES });
+if (relaunched !== null) process.exit(relaunched);
 if (PIN) {
   // -a: every thread of this process (V8's GC and compiler threads, libuv's pool) on core 0
   // (--collector-cores 0,1: on both, the second shared with the load generator — for what the
@@ -510,7 +520,8 @@ function print(reports: StoreReport[], totalMs: number): boolean {
     `group commit every ${FLUSH_MS ?? 20} ms${FLUSH_MS === undefined ? ' (default)' : ''}` +
     `; detector every ${fmt(DETECT_MS ?? 2000)} ms${DETECT_MS === undefined ? ' (default)' : ' (NOT the default)'}` +
     // What the collector's foldWorker 'auto' sees (the cores this process may run on).
-    `; merges ${availableParallelism() >= 2 ? 'on the fold worker thread' : 'on the main thread (one core: no fold worker)'}`);
+    `; merges ${availableParallelism() >= 2 ? 'on the fold worker thread' : 'on the main thread (one core: no fold worker)'}` +
+    `; V8 GC ${singleThreadedGc() ? 'on the main thread only (--single-threaded-gc)' : 'with background threads (V8 default)'}`);
   out.push(`batches: ${AGENTS.toLocaleString('en-US')} agents, 1 window, 6 segments, 32 numeric inputs + class + 5 probabilities + latency, ` +
     `50–200 predictions; mean ${fmt(done[0]?.meanBytes ?? NaN)} bytes`);
   out.push(`throughput: ${fmt(THROUGHPUT_BATCHES)} batches × ${RUNS} run${RUNS > 1 ? 's' : ''}, ${CONCURRENCY} in flight (median)` +

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startCollector } from '../dist/collector/server.js';
+import { relaunchForGc, singleThreadedGc, startCollector, whenParentGone } from '../dist/collector/server.js';
 import { BASELINE, buildBaseline } from './baseline.mjs';
 
 const DEMO = dirname(fileURLToPath(import.meta.url));
@@ -29,6 +29,9 @@ const WINDOW = 60_000;
 const FLUSH = 5_000;
 
 async function main() {
+  // On one core, as `sketchwatch collector` does: run again as node --single-threaded-gc.
+  const relaunched = await relaunchForGc();
+  if (relaunched !== null) process.exit(relaunched);
   if (!existsSync(BASELINE)) buildBaseline();
   const collector = await startCollector({
     port: Number(values.port),
@@ -61,7 +64,7 @@ async function main() {
   // What the page needs to send (nothing secret: an ingest key only lets a page send data).
   writeFileSync(join(DEMO, 'config.json'), `${JSON.stringify({ key: project.ingestKey, window: WINDOW, flushInterval: FLUSH, dashboard: '/dashboard/' }, null, 2)}\n`);
 
-  console.log(`sketchwatch demo (store: ${collector.db.kind}${collector.config.dataDir ? ` in ${collector.config.dataDir}` : ''})`);
+  console.log(`sketchwatch demo (store: ${collector.db.kind}${collector.config.dataDir ? ` in ${collector.config.dataDir}` : ''}${singleThreadedGc() ? '; V8 GC on the main thread only' : ''})`);
   console.log(`  demo:       ${collector.url}/demo/`);
   console.log(`  dashboard:  ${collector.url}/dashboard/#token=${encodeURIComponent(collector.config.adminToken)}`);
   console.log(`  ingest key: ${project.ingestKey} (project demo)`);
@@ -78,6 +81,7 @@ async function main() {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  whenParentGone(stop);
 }
 
 main().catch((e) => {

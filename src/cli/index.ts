@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { createProject } from '../collector/Aggregates.js';
 import { ConfigError } from '../collector/config.js';
 import { startCollector } from '../collector/server.js';
+import { relaunchForGc, singleThreadedGc, whenParentGone } from '../collector/singleThreadedGc.js';
 import { buildBaseline } from './baseline.js';
 
 const USAGE = `usage: sketchwatch <command> [options]
@@ -28,8 +29,9 @@ commands:
                       SKETCHWATCH_ADMIN_TOKEN)
     --project P, --name N   the project and baseline name for --upload (name default: training)
   environment: DATABASE_URL=postgres://… (PostgreSQL instead of the embedded store),
-               SKETCHWATCH_ADMIN_TOKEN (else a random one is printed), and the SKETCHWATCH_* limits
-               in the README.
+               SKETCHWATCH_ADMIN_TOKEN (else a random one is printed),
+               SKETCHWATCH_SINGLE_THREADED_GC=auto|on|off (auto: on one core the collector runs
+               itself again as node --single-threaded-gc), and the SKETCHWATCH_* limits in the README.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -54,6 +56,9 @@ async function main(argv: string[]): Promise<number> {
     },
     strict: true,
   });
+  // One core: run again as `node --single-threaded-gc` (see singleThreadedGc.ts), and end with it.
+  const relaunched = await relaunchForGc();
+  if (relaunched !== null) return relaunched;
   const port = values.port === undefined ? undefined : Number(values.port);
   const collector = await startCollector({
     port,
@@ -61,7 +66,8 @@ async function main(argv: string[]): Promise<number> {
     dataDir: process.env.DATABASE_URL || values.memory ? undefined : (values.data ?? process.env.SKETCHWATCH_DATA_DIR ?? '.sketchwatch-data'),
     logger: false,
   });
-  const lines = [`sketchwatch collector listening on ${collector.url} (store: ${collector.db.kind}${collector.config.dataDir ? ` in ${collector.config.dataDir}` : ''})`];
+  const gc = singleThreadedGc() ? '; V8 GC on the main thread only' : '';
+  const lines = [`sketchwatch collector listening on ${collector.url} (store: ${collector.db.kind}${collector.config.dataDir ? ` in ${collector.config.dataDir}` : ''}${gc})`];
   if (!process.env.SKETCHWATCH_ADMIN_TOKEN) lines.push(`admin token: ${collector.config.adminToken}`);
   if (values.project) {
     const project = await createProject(collector.db, values.project);
@@ -84,6 +90,7 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  whenParentGone(() => stop('the process that started it is gone'));
   return -1; // keep running
 }
 

@@ -57,7 +57,9 @@ export function killAll(): void {
 export async function spawnCollector(args: string[], env: Record<string, string> = {}): Promise<Running & { process: ChildProcess; stop(): Promise<void>; kill(): Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'collector', '--port', '0', '--project', 'test', ...args], {
     cwd: ROOT,
-    env: { ...process.env, SKETCHWATCH_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
+    // One process, whatever the cores: kill() must hit the collector itself (singleThreadedGc.ts
+    // has its own test of the relaunch).
+    env: { ...process.env, SKETCHWATCH_ADMIN_TOKEN: ADMIN_TOKEN, SKETCHWATCH_SINGLE_THREADED_GC: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

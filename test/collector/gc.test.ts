@@ -1,0 +1,124 @@
+/**
+ * The one-core GC mode (src/collector/singleThreadedGc.ts): the setting, the decision, and the
+ * CLI running itself again as `node --single-threaded-gc` — a real child process, its signals
+ * passed on, and no collector left behind when the process that started it is killed.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ConfigError } from '../../src/collector/config.js';
+import { gcSetting, singleThreadedGc, wantSingleThreadedGc } from '../../src/collector/singleThreadedGc.js';
+import { ADMIN_TOKEN, ROOT } from './harness.js';
+
+const started = new Set<ChildProcess>();
+const stray = new Set<number>();
+after(() => {
+  for (const c of started) c.kill('SIGKILL');
+  for (const pid of stray) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** `sketchwatch collector --memory` with SKETCHWATCH_SINGLE_THREADED_GC=`setting`; resolves once it listens. */
+async function cli(setting: string): Promise<{ child: ChildProcess; url: string; out: () => string; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'collector', '--memory', '--port', '0'], {
+    cwd: ROOT,
+    env: { ...process.env, SKETCHWATCH_ADMIN_TOKEN: ADMIN_TOKEN, SKETCHWATCH_SINGLE_THREADED_GC: setting },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  started.add(child);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let out = '';
+  child.stderr!.on('data', (d) => (out += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`collector did not start: ${out}`)), 30_000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`collector exited with ${code}: ${out}`)));
+  });
+  return { child, url, out: () => out, exited };
+}
+
+/** The processes `pid` started (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return text === '' ? [] : text.split(/\s+/).map(Number);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('single-threaded GC on one core', () => {
+  it('reads SKETCHWATCH_SINGLE_THREADED_GC strictly and decides by the cores', () => {
+    assert.equal(gcSetting({}), 'auto');
+    assert.equal(gcSetting({ SKETCHWATCH_SINGLE_THREADED_GC: '' }), 'auto');
+    for (const v of ['auto', 'on', 'off'] as const) assert.equal(gcSetting({ SKETCHWATCH_SINGLE_THREADED_GC: v }), v);
+    assert.throws(() => gcSetting({ SKETCHWATCH_SINGLE_THREADED_GC: 'yes' }), (e: Error) => e instanceof ConfigError && /must be auto, on or off, got "yes"/.test(e.message));
+    assert.equal(wantSingleThreadedGc({}, 1), true);
+    assert.equal(wantSingleThreadedGc({}, 2), false);
+    assert.equal(wantSingleThreadedGc({ SKETCHWATCH_SINGLE_THREADED_GC: 'on' }, 8), true);
+    assert.equal(wantSingleThreadedGc({ SKETCHWATCH_SINGLE_THREADED_GC: 'off' }, 1), false);
+    assert.equal(singleThreadedGc(['--import', 'tsx', '--single-threaded-gc']), true);
+    assert.equal(singleThreadedGc(['--import', 'tsx']), false);
+  });
+
+  it('the CLI runs itself again with the flag, passes SIGTERM on and ends with the child', async () => {
+    const c = await cli('on');
+    assert.match(c.out(), /V8 GC on the main thread only/);
+    const [inner] = childrenOf(c.child.pid!);
+    assert.ok(inner, 'the collector runs in a child process');
+    stray.add(inner);
+    assert.ok(readFileSync(`/proc/${inner}/cmdline`, 'utf8').split('\0').includes('--single-threaded-gc'));
+    const health = await fetch(`${c.url}/healthz`);
+    assert.equal(health.status, 200);
+    c.child.kill('SIGTERM');
+    assert.equal(await c.exited, 0, c.out());
+    assert.equal(alive(inner), false, 'the child is gone with it');
+    assert.match(c.out(), /SIGTERM, committing queued batches and stopping/);
+  });
+
+  it('a collector whose parent was SIGKILLed stops by itself', async () => {
+    const c = await cli('on');
+    const [inner] = childrenOf(c.child.pid!);
+    assert.ok(inner);
+    stray.add(inner);
+    c.child.kill('SIGKILL');
+    await c.exited;
+    await until('the orphaned collector to stop', () => !alive(inner));
+    await assert.rejects(fetch(`${c.url}/healthz`), 'nothing listens on its port any more');
+  });
+
+  it('off: one process, the default GC', async () => {
+    const c = await cli('off');
+    assert.doesNotMatch(c.out(), /V8 GC on the main thread only/);
+    assert.deepEqual(childrenOf(c.child.pid!).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('cli/index.ts')), []);
+    c.child.kill('SIGTERM');
+    assert.equal(await c.exited, 0);
+  });
+});
