@@ -60,6 +60,8 @@ export function wantSingleThreadedGc(env: NodeJS.ProcessEnv = process.env, cores
  */
 export async function relaunchForGc(options: { env?: NodeJS.ProcessEnv; cores?: number } = {}): Promise<number | null> {
   const env = options.env ?? process.env;
+  // The child: its channel to the parent must not keep it alive once its work is done.
+  if (process.env[RELAUNCHED_ENV] === '1') process.channel?.unref();
   if (singleThreadedGc() || !wantSingleThreadedGc(env, options.cores)) return null;
   const args = [SINGLE_THREADED_GC_FLAG, ...process.execArgv, ...process.argv.slice(1)];
   return new Promise((resolve) => {

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/collector/config.js';
@@ -86,6 +87,41 @@ describe('single-threaded GC on one core', () => {
     assert.equal(wantSingleThreadedGc({ SKETCHWATCH_SINGLE_THREADED_GC: 'off' }, 1), false);
     assert.equal(singleThreadedGc(['--import', 'tsx', '--single-threaded-gc']), true);
     assert.equal(singleThreadedGc(['--import', 'tsx']), false);
+  });
+
+  it('a relaunched process that finishes its work exits, and the parent with its code', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sw-gc-'));
+    try {
+      const script = join(dir, 'job.mjs');
+      writeFileSync(script, [
+        `import { relaunchForGc, singleThreadedGc } from ${JSON.stringify(join(ROOT, 'src/collector/singleThreadedGc.ts'))};`,
+        // A module that listens when it finds a channel (bench/loadgen.ts does): in the child
+        // that holds the channel open unless relaunchForGc lets go of it.
+        'if (process.send) process.on("message", () => {});',
+        'const code = await relaunchForGc();',
+        'if (code !== null) { console.log(`parent: child ended with ${code}`); process.exit(code); }',
+        'console.log(`child: single-threaded ${singleThreadedGc()}`);',
+        'process.exitCode = 3;',
+      ].join('\n'));
+      const child = spawn(process.execPath, ['--import', 'tsx', script], {
+        cwd: ROOT, env: { ...process.env, SKETCHWATCH_SINGLE_THREADED_GC: 'on' }, stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      started.add(child);
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`still running after 30 s (its channel to the parent kept the child alive?): ${out}`)), 30_000);
+        child.on('exit', (c) => {
+          clearTimeout(timer);
+          resolve(c);
+        });
+      });
+      assert.equal(code, 3, out);
+      assert.match(out, /child: single-threaded true/);
+      assert.match(out, /parent: child ended with 3/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the CLI runs itself again with the flag, passes SIGTERM on and ends with the child', async () => {
