@@ -64,14 +64,7 @@ async function main() {
   // What the page needs to send (nothing secret: an ingest key only lets a page send data).
   writeFileSync(join(DEMO, 'config.json'), `${JSON.stringify({ key: project.ingestKey, window: WINDOW, flushInterval: FLUSH, dashboard: '/dashboard/' }, null, 2)}\n`);
 
-  console.log(`sketchwatch demo (store: ${collector.db.kind}${collector.config.dataDir ? ` in ${collector.config.dataDir}` : ''}${singleThreadedGc() ? '; V8 GC on the main thread only' : ''})`);
-  console.log(`  demo:       ${collector.url}/demo/`);
-  console.log(`  dashboard:  ${collector.url}/dashboard/#token=${encodeURIComponent(collector.config.adminToken)}`);
-  console.log(`  ingest key: ${project.ingestKey} (project demo)`);
-  console.log(`  admin token: ${collector.config.adminToken}`);
-  if (hook) console.log(`  alerts go to ${hook.split(',')[0]}`);
-  console.log('Ctrl-C stops it.');
-
+  // Before the lines that say it is up: a signal with no handler yet would end it uncommitted.
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -82,6 +75,13 @@ async function main() {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   whenParentGone(stop);
+  console.log(`sketchwatch demo (store: ${collector.db.kind}${collector.config.dataDir ? ` in ${collector.config.dataDir}` : ''}${singleThreadedGc() ? '; V8 GC on the main thread only' : ''})`);
+  console.log(`  demo:       ${collector.url}/demo/`);
+  console.log(`  dashboard:  ${collector.url}/dashboard/#token=${encodeURIComponent(collector.config.adminToken)}`);
+  console.log(`  ingest key: ${project.ingestKey} (project demo)`);
+  console.log(`  admin token: ${collector.config.adminToken}`);
+  if (hook) console.log(`  alerts go to ${hook.split(',')[0]}`);
+  console.log('Ctrl-C stops it.');
 }
 
 main().catch((e) => {

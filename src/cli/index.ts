@@ -66,15 +66,8 @@ async function main(argv: string[]): Promise<number> {
     dataDir: process.env.DATABASE_URL || values.memory ? undefined : (values.data ?? process.env.SKETCHWATCH_DATA_DIR ?? '.sketchwatch-data'),
     logger: false,
   });
-  const gc = singleThreadedGc() ? '; V8 GC on the main thread only' : '';
-  const lines = [`sketchwatch collector listening on ${collector.url} (store: ${collector.db.kind}${collector.config.dataDir ? ` in ${collector.config.dataDir}` : ''}${gc})`];
-  if (!process.env.SKETCHWATCH_ADMIN_TOKEN) lines.push(`admin token: ${collector.config.adminToken}`);
-  if (values.project) {
-    const project = await createProject(collector.db, values.project);
-    lines.push(`project ${project.id}: ingest key ${project.ingestKey}`);
-    lines.push(`  ingest: POST ${collector.url}/v1/ingest?key=${project.ingestKey}`);
-  }
-  process.stdout.write(`${lines.join('\n')}\n`);
+  // Before it says it is listening: whoever waits for that line may signal it straight away, and
+  // a signal with no handler yet would end it without committing what is queued.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -91,6 +84,15 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   whenParentGone(() => stop('the process that started it is gone'));
+  const gc = singleThreadedGc() ? '; V8 GC on the main thread only' : '';
+  const lines = [`sketchwatch collector listening on ${collector.url} (store: ${collector.db.kind}${collector.config.dataDir ? ` in ${collector.config.dataDir}` : ''}${gc})`];
+  if (!process.env.SKETCHWATCH_ADMIN_TOKEN) lines.push(`admin token: ${collector.config.adminToken}`);
+  if (values.project) {
+    const project = await createProject(collector.db, values.project);
+    lines.push(`project ${project.id}: ingest key ${project.ingestKey}`);
+    lines.push(`  ingest: POST ${collector.url}/v1/ingest?key=${project.ingestKey}`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
   return -1; // keep running
 }
 
