@@ -141,3 +141,13 @@ export function sampleBatch(seed: number, windows = 2): Batch {
     windows: Array.from({ length: windows }, (_, i) => sampleWindow(seed + i, 300, 1_700_000_100_000 - (1_700_000_100_000 % 300_000) + i * 300_000)),
   };
 }
+
+/** Polls `f` until it returns true or `ms` pass. */
+export async function until(f: () => boolean | Promise<boolean>, ms = 15_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await f()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

@@ -15,7 +15,8 @@ import { openPostgres } from './store/postgres.js';
 import { migrate } from './store/schema.js';
 import { serveStatic, type StaticFolder } from './static.js';
 
-export { relaunchForGc, singleThreadedGc, wantSingleThreadedGc, whenParentGone } from './singleThreadedGc.js';
+// For demo/start.mjs, which runs the built package.
+export { relaunchForGc, singleThreadedGc, whenParentGone } from './singleThreadedGc.js';
 
 /** The built dashboard: dist/dashboard of this package (from dist/collector or src/collector). */
 const DASHBOARD_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'dashboard');

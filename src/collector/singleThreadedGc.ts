@@ -26,7 +26,7 @@ import { ConfigError } from './config.js';
  */
 export type GcSetting = 'auto' | 'on' | 'off';
 
-export const SINGLE_THREADED_GC_FLAG = '--single-threaded-gc';
+const SINGLE_THREADED_GC_FLAG = '--single-threaded-gc';
 const ENV = 'SKETCHWATCH_SINGLE_THREADED_GC';
 /** Set in the child's environment: it was started by relaunchForGc. */
 const RELAUNCHED_ENV = 'SKETCHWATCH_GC_RELAUNCHED';

@@ -18,6 +18,7 @@ import { after, before } from 'node:test';
 import { ROOT } from '../collector/harness.js';
 
 export { ROOT };
+export { until } from '../helpers.js';
 export const KEY = 'test-ingest-key';
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const LAUNCH_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -311,15 +312,6 @@ window.ready = true;
 </script></head><body></body></html>`;
 }
 
-/** Polls `f` until it returns true or `ms` pass. */
-export async function until(f: () => boolean | Promise<boolean>, ms = 15_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await f()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** Rows of inputs (normalised scale), fixed seed. */
 export function inputRows(n: number, seed = 7): number[][] {

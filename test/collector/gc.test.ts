@@ -11,12 +11,14 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/collector/config.js';
 import { gcSetting, singleThreadedGc, wantSingleThreadedGc } from '../../src/collector/singleThreadedGc.js';
-import { ADMIN_TOKEN, ROOT } from './harness.js';
+import { until } from '../helpers.js';
+import { killAll, ROOT, spawnCollector } from './harness.js';
 
-const started = new Set<ChildProcess>();
+const jobs = new Set<ChildProcess>();
 const stray = new Set<number>();
 after(() => {
-  for (const c of started) c.kill('SIGKILL');
+  killAll();
+  for (const c of jobs) c.kill('SIGKILL');
   for (const pid of stray) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -26,30 +28,12 @@ after(() => {
   }
 });
 
-/** `sketchwatch collector --memory` with SKETCHWATCH_SINGLE_THREADED_GC=`setting`; resolves once it listens. */
-async function cli(setting: string): Promise<{ child: ChildProcess; url: string; out: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'collector', '--memory', '--port', '0'], {
-    cwd: ROOT,
-    env: { ...process.env, SKETCHWATCH_ADMIN_TOKEN: ADMIN_TOKEN, SKETCHWATCH_SINGLE_THREADED_GC: setting },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  started.add(child);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  let out = '';
-  child.stderr!.on('data', (d) => (out += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`collector did not start: ${out}`)), 30_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`collector exited with ${code}: ${out}`)));
-  });
-  return { child, url, out: () => out, exited };
+/** `sketchwatch collector --memory` with SKETCHWATCH_SINGLE_THREADED_GC=`setting`, and the process it runs the collector in. */
+async function cli(setting: string) {
+  const c = await spawnCollector(['--memory'], { SKETCHWATCH_SINGLE_THREADED_GC: setting });
+  const inner = childrenOf(c.process.pid!).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('cli/index.ts'));
+  for (const pid of inner) stray.add(pid);
+  return { ...c, inner };
 }
 
 /** The processes `pid` started (Linux /proc). */
@@ -64,14 +48,6 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -106,7 +82,7 @@ describe('single-threaded GC on one core', () => {
       const child = spawn(process.execPath, ['--import', 'tsx', script], {
         cwd: ROOT, env: { ...process.env, SKETCHWATCH_SINGLE_THREADED_GC: 'on' }, stdio: ['ignore', 'pipe', 'inherit'],
       });
-      started.add(child);
+      jobs.add(child);
       let out = '';
       child.stdout!.on('data', (d) => (out += d));
       const code = await new Promise<number | null>((resolve, reject) => {
@@ -126,35 +102,30 @@ describe('single-threaded GC on one core', () => {
 
   it('the CLI runs itself again with the flag, passes SIGTERM on and ends with the child', async () => {
     const c = await cli('on');
-    assert.match(c.out(), /V8 GC on the main thread only/);
-    const [inner] = childrenOf(c.child.pid!);
-    assert.ok(inner, 'the collector runs in a child process');
-    stray.add(inner);
-    assert.ok(readFileSync(`/proc/${inner}/cmdline`, 'utf8').split('\0').includes('--single-threaded-gc'));
+    assert.match(c.output(), /V8 GC on the main thread only/);
+    assert.equal(c.inner.length, 1, 'the collector runs in a child process');
+    assert.ok(readFileSync(`/proc/${c.inner[0]}/cmdline`, 'utf8').split('\0').includes('--single-threaded-gc'));
     const health = await fetch(`${c.url}/healthz`);
     assert.equal(health.status, 200);
-    c.child.kill('SIGTERM');
-    assert.equal(await c.exited, 0, c.out());
-    assert.equal(alive(inner), false, 'the child is gone with it');
-    assert.match(c.out(), /SIGTERM, committing queued batches and stopping/);
+    await c.stop();
+    assert.equal(c.process.exitCode, 0, c.output());
+    assert.equal(alive(c.inner[0]), false, 'the child is gone with it');
+    assert.match(c.output(), /SIGTERM, committing queued batches and stopping/);
   });
 
   it('a collector whose parent was SIGKILLed stops by itself', async () => {
     const c = await cli('on');
-    const [inner] = childrenOf(c.child.pid!);
-    assert.ok(inner);
-    stray.add(inner);
-    c.child.kill('SIGKILL');
-    await c.exited;
-    await until('the orphaned collector to stop', () => !alive(inner));
+    assert.equal(c.inner.length, 1);
+    await c.kill();
+    await until(() => !alive(c.inner[0]), 20_000, 'the orphaned collector to stop');
     await assert.rejects(fetch(`${c.url}/healthz`), 'nothing listens on its port any more');
   });
 
   it('off: one process, the default GC', async () => {
     const c = await cli('off');
-    assert.doesNotMatch(c.out(), /V8 GC on the main thread only/);
-    assert.deepEqual(childrenOf(c.child.pid!).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('cli/index.ts')), []);
-    c.child.kill('SIGTERM');
-    assert.equal(await c.exited, 0);
+    assert.doesNotMatch(c.output(), /V8 GC on the main thread only/);
+    assert.deepEqual(c.inner, []);
+    await c.stop();
+    assert.equal(c.process.exitCode, 0);
   });
 });

@@ -54,7 +54,7 @@ export function killAll(): void {
 }
 
 /** A collector as a child process through the CLI, as an operator runs it. */
-export async function spawnCollector(args: string[], env: Record<string, string> = {}): Promise<Running & { process: ChildProcess; stop(): Promise<void>; kill(): Promise<void> }> {
+export async function spawnCollector(args: string[], env: Record<string, string> = {}): Promise<Running & { process: ChildProcess; output(): string; stop(): Promise<void>; kill(): Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'collector', '--port', '0', '--project', 'test', ...args], {
     cwd: ROOT,
     // One process, whatever the cores: kill() must hit the collector itself (singleThreadedGc.ts
@@ -84,6 +84,8 @@ export async function spawnCollector(args: string[], env: Record<string, string>
   return {
     ...client(ready.url, ready.key),
     process: child,
+    /** What it printed so far, stdout and stderr. */
+    output: () => out + err,
     async stop() {
       child.kill('SIGTERM');
       await exited;
