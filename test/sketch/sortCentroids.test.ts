@@ -13,6 +13,12 @@ describe('sortCentroids', () => {
     ties: () => Math.floor(r() * 4) - 2,
     'close values': () => 1 + r() * 1e-9,
     zeros: () => (r() < 0.5 ? 0 : -0),
+    // Narrow: high words that hardly differ (keyed on the low word too), of either sign.
+    'timestamps in ms': () => 1.7e12 + Math.floor(r() * 300_000),
+    'negative narrow': () => -1.7e12 - r() * 1e5,
+    'narrow across a power of two': () => 2 ** 40 + (r() - 0.5) * 1e3,
+    // A dense clump beside a far value: ties in bulk even so (the quicksort takes over).
+    'clump and an outlier': () => (r() < 0.001 ? -1e300 : 1 + r() * 1e-12),
   };
   for (const [name, gen] of Object.entries(kinds)) {
     for (const len of [0, 1, 15, 16, 17, 500, 1023, 1024, 3000, MAX_SORT]) {
