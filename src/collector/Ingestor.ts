@@ -256,6 +256,14 @@ export class Ingestor {
     }
   }
 
+  /**
+   * Whether batches merge on this thread: the strict check of a request then keeps the keys it
+   * decodes for the merge (ScanOptions.keepKeys).
+   */
+  get mergesHere(): boolean {
+    return !(this.folder instanceof WorkerFolder);
+  }
+
   /** @internal For tests: the fold worker, when merges run on one. */
   get foldWorker(): WorkerFolder | null {
     return this.folder instanceof WorkerFolder ? this.folder : null;

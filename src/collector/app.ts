@@ -122,7 +122,7 @@ export async function collectorApp(app: FastifyInstance, deps: AppDeps): Promise
     // merges them (a rejection carries decodeBatch's own message).
     let batch: BatchView;
     try {
-      batch = readBatchView(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+      batch = readBatchView(new Uint8Array(body.buffer, body.byteOffset, body.byteLength), { keepKeys: ingestor.mergesHere });
     } catch (e) {
       if (e instanceof CodecError) return reject(reply, 400, 'decode', e.message);
       throw e;

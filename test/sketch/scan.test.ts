@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CodecError, decodeBatch, encodeBatch, TDigest, WindowProfile, type Batch } from '../../src/sketch/index.js';
-import { ByteWriter, mergeWindowView, readBatchView, scanBatch, viewCompatible } from '../../src/sketch/codec.js';
+import { ByteWriter, mergeWindowView, readBatchView, scanBatch, setKeyRingSlots, viewCompatible, type BatchView, type FeatureView, type ScanOptions } from '../../src/sketch/codec.js';
 import { rng, sampleBatch } from '../helpers.js';
 
 /**
@@ -85,11 +85,19 @@ function mutate(bytes: Uint8Array, r: () => number): Uint8Array {
   return out;
 }
 
-function mergeBoth(bytes: Uint8Array): [unknown[], unknown[]] {
+function mergeBoth(bytes: Uint8Array, options: ScanOptions = {}): [unknown[], unknown[]] {
   const decoded = decodeBatch(bytes).windows.map((w) => describeWindow(w.emptyLike().merge(w)));
-  const view = scanBatch(bytes);
-  const viewed = view.windows.map((w) => describeWindow(mergeWindowView(new WindowProfile(w.start, w.length, { ...w.segment }), w, view.bytes)));
-  return [decoded, viewed];
+  const view = scanBatch(bytes, options);
+  return [decoded, mergeView(view)];
+}
+
+function mergeView(view: BatchView): unknown[] {
+  return view.windows.map((w) => describeWindow(mergeWindowView(new WindowProfile(w.start, w.length, { ...w.segment }), w, view.bytes)));
+}
+
+/** The numeric features of a view, latency included. */
+function numericViews(view: BatchView): FeatureView[] {
+  return view.windows.flatMap((w) => [...w.inputs, ...w.outputs, w.latency]).filter((f) => f.kind === 'numeric');
 }
 
 describe('scanBatch: the validate-only path', () => {
@@ -100,6 +108,8 @@ describe('scanBatch: the validate-only path', () => {
     const check = (bytes: Uint8Array) => {
       const full = verdict(() => decodeBatch(bytes));
       const scan = verdict(() => scanBatch(bytes));
+      // Keeping the keys changes nothing about the verdict, nor its message.
+      assert.deepEqual(verdict(() => scanBatch(bytes, { keepKeys: true })), scan);
       assert.equal(scan.ok, full.ok, `scanBatch ${scan.ok ? 'accepts' : `rejects (${(scan as { message: string }).message})`}, decodeBatch ${full.ok ? 'accepts' : `rejects (${(full as { message: string }).message})`}: ${Buffer.from(bytes).toString('hex')}`);
       tally[full.ok ? 'ok' : 'rejected']++;
       if (!full.ok) {
@@ -107,7 +117,7 @@ describe('scanBatch: the validate-only path', () => {
         const answered = verdict(() => readBatchView(bytes));
         assert.deepEqual(answered, full);
       } else if (tally.ok % 50 === 0) {
-        const [decoded, viewed] = mergeBoth(bytes);
+        const [decoded, viewed] = mergeBoth(bytes, { keepKeys: tally.ok % 100 === 0 });
         assert.deepEqual(viewed, decoded);
       }
     };
@@ -161,6 +171,47 @@ describe('scanBatch: the validate-only path', () => {
     const t = byView.outputs.get('p_rain')!.digest!;
     const u = byDecode.outputs.get('p_rain')!.digest!;
     for (const q of [0, 0.01, 0.5, 0.99, 1]) assert.ok(Math.abs(t.quantile(q) - u.quantile(q)) < 1e-3, `q=${q}`);
+  });
+
+  it('keepKeys: the merge reads the keys the check kept, with the same result as decoding them', () => {
+    for (const bytes of corpus()) {
+      const plain = scanBatch(bytes);
+      const kept = scanBatch(bytes, { keepKeys: true });
+      // Kept for every digest on the grid (raw float64 means have no keys; empty digests none).
+      for (const f of numericViews(kept)) assert.equal(f.keysAt >= 0, f.digestTotal > 0 && f.name !== 'narrow', `${f.name}: keysAt ${f.keysAt}`);
+      for (const f of numericViews(plain)) assert.equal(f.keysAt, -1, f.name);
+      assert.deepEqual(mergeView(kept), mergeView(plain));
+      const [decoded] = mergeBoth(bytes);
+      assert.deepEqual(mergeView(kept), decoded);
+      // A trusted scan keeps nothing (its digests are not read).
+      for (const f of numericViews(scanBatch(bytes, { trusted: true, keepKeys: true }))) assert.equal(f.keysAt, -1);
+    }
+  });
+
+  it('keepKeys: keys the ring has since overwritten are decoded from the bytes again', () => {
+    const bytes = encodeBatch(sampleBatch(41, 2));
+    const other = encodeBatch(sampleBatch(42, 2));
+    const expected = mergeView(scanBatch(bytes));
+    const keys = numericViews(scanBatch(bytes, { keepKeys: true }));
+    const total = keys.reduce((n, f) => n + Math.max(0, f.digestEnd - f.digestStart), 0);
+    try {
+      // A ring about a third of the batch's keys: its own later digests overwrite its first.
+      setKeyRingSlots(Math.max(64, Math.floor(total / 6)));
+      const view = scanBatch(bytes, { keepKeys: true });
+      assert.ok(numericViews(view).some((f) => f.keysAt >= 0), 'some keys kept');
+      assert.deepEqual(mergeView(view), expected);
+      // Kept intact, then overwritten by the next batch's check before the merge.
+      setKeyRingSlots(1 << 16);
+      const early = scanBatch(bytes, { keepKeys: true });
+      for (let i = 0; i < 40; i++) scanBatch(other, { keepKeys: true });
+      assert.deepEqual(mergeView(early), expected);
+      // And merged twice (a refold): the same each time.
+      const again = scanBatch(bytes, { keepKeys: true });
+      assert.deepEqual(mergeView(again), expected);
+      assert.deepEqual(mergeView(again), expected);
+    } finally {
+      setKeyRingSlots();
+    }
   });
 
   it('leaves the view and its bytes as they were (merges are pure)', () => {
