@@ -1134,36 +1134,68 @@ const digestScan = { compression: 0, total: 0, min: NaN, max: NaN, keysAt: -1, w
  * here as it sums them, and its view remembers where; the merge reads them back instead.
  *
  * A ring, not a buffer per batch: nothing to allocate, free or hand back. Positions are
- * absolute (doubles: exact to 2^53); the keys at `at` are intact while fewer than RING slots
- * were handed out after them, which the merge checks — keys overwritten by a long backlog are
- * simply decoded from the bytes again. Measured (bench:ingest, min of 15 rounds, three
+ * absolute (doubles: exact to 2^53); the keys at `at` are intact while fewer than a ring's
+ * slots were handed out after them (and the ring was not replaced by a larger one), which the
+ * merge checks — keys overwritten by a long backlog are simply decoded from the bytes again. Measured (bench:ingest, min of 15 rounds, three
  * alternating pairs): check + merge 224.5, 228.3, 220.2 → 209.7, 200.6, 199.9 µs a batch.
  */
-const KEY_RING_SLOTS = 1 << 20; // 8 MiB: ~250 batches of ~4,000 centroids
-/** A digest with more keys than this is not kept (it would crowd out a ring's worth of others). */
-const KEY_RING_MAX_DIGEST = KEY_RING_SLOTS >>> 4;
+/**
+ * The ring starts at 8 MiB (~250 batches of ~4,000 centroids) and doubles, up to 32 MiB, each
+ * time a merge finds its keys overwritten: a saturated collector holds up to 1,024 checked
+ * batches waiting for their merge (Ingestor's MAX_UNMERGED), and at 1 Mi slots half the merges
+ * at full load decoded their keys again.
+ */
+const KEY_RING_SLOTS = 1 << 20;
+const KEY_RING_MAX_SLOTS = 1 << 22;
 let keyRing: Float64Array | null = null;
 let keyRingSlots = KEY_RING_SLOTS;
+let keyRingMaxSlots = KEY_RING_MAX_SLOTS;
+/** Slots handed out so far (absolute positions), and where the current ring's began. */
 let keyRingWritten = 0;
+let keyRingBase = 0;
+/** A merge found its keys overwritten: the next check gets a ring twice the size. */
+let keyRingGrow = false;
 /** Whether scanBatch keeps keys (see scanBatch's `keepKeys`). */
 let keepKeysScan = false;
 
 /** Where `c` keys may be written (absolute), or -1 when they are not to be kept. */
 function reserveKeys(c: number): number {
-  if (!keepKeysScan || c > KEY_RING_MAX_DIGEST || c > keyRingSlots) return -1;
+  // A digest of more than 1/16 of the ring would crowd out a ring's worth of others.
+  if (!keepKeysScan || c > keyRingSlots >>> 4) return -1;
+  if (keyRingGrow) {
+    keyRingGrow = false;
+    keyRingSlots = Math.min(2 * keyRingSlots, keyRingMaxSlots);
+    keyRing = null;
+    keyRingBase = keyRingWritten; // the old ring's keys are gone with it
+  }
   keyRing ??= new Float64Array(keyRingSlots);
-  const index = keyRingWritten % keyRingSlots;
+  const index = (keyRingWritten - keyRingBase) % keyRingSlots;
   if (index + c > keyRingSlots) keyRingWritten += keyRingSlots - index; // no digest wraps
   const at = keyRingWritten;
   keyRingWritten += c;
   return at;
 }
 
-/** @internal For tests: a ring this small (emptied), to see keys overwritten. */
-export function setKeyRingSlots(slots: number = KEY_RING_SLOTS): void {
+/** Whether the keys kept at `at` are still there (no later check has written over them). */
+function keysIntact(at: number): boolean {
+  if (at >= keyRingBase && keyRingWritten - at <= keyRingSlots) return true;
+  if (keyRingSlots < keyRingMaxSlots) keyRingGrow = true;
+  return false;
+}
+
+/** @internal For tests: an empty ring of `slots` that may grow to `maxSlots`, and its size. */
+export function setKeyRingSlots(slots: number = KEY_RING_SLOTS, maxSlots: number = slots === KEY_RING_SLOTS ? KEY_RING_MAX_SLOTS : slots): void {
   keyRingSlots = slots;
+  keyRingMaxSlots = maxSlots;
   keyRing = null;
   keyRingWritten = 0;
+  keyRingBase = 0;
+  keyRingGrow = false;
+}
+
+/** @internal For tests. */
+export function keyRingSize(): number {
+  return keyRingSlots;
 }
 
 /**
@@ -1214,7 +1246,7 @@ function scanDigestBody(r: ByteReader): void {
     if (at < 0) {
       k = scanKeys(r, firstKey, c);
     } else {
-      k = keepKeys(r, firstKey, c, keyRing!, at % keyRingSlots);
+      k = keepKeys(r, firstKey, c, keyRing!, (at - keyRingBase) % keyRingSlots);
       digestScan.keysAt = at;
       digestScan.weightsAt = r.pos;
     }
@@ -1658,7 +1690,7 @@ function mergeFeatureView(f: FeatureProfile, fv: FeatureView, bytes: Uint8Array)
     const observed = fv.digestTotal;
     f.moments!.mergeParts(observed, fv.mean, fv.m2, fv.sum, observed ? fv.min : Infinity, observed ? fv.max : -Infinity);
     if (observed > 0) {
-      if (fv.keysAt >= 0 && keyRingWritten - fv.keysAt <= keyRingSlots) mergeKeptDigest(f.digest, bytes, fv);
+      if (fv.keysAt >= 0 && keysIntact(fv.keysAt)) mergeKeptDigest(f.digest, bytes, fv);
       else mergeDigestBody(f.digest, bytes, fv.digestStart, fv.digestEnd);
     }
   }
@@ -1685,7 +1717,7 @@ function mergeKeptDigest(into: TDigest, bytes: Uint8Array, fv: FeatureView): voi
   const means = scratchMeans;
   const weights = scratchWeights;
   const pure = scratchPure;
-  keysToMeans(keyRing!, fv.keysAt % keyRingSlots, means, c, p, min, max);
+  keysToMeans(keyRing!, (fv.keysAt - keyRingBase) % keyRingSlots, means, c, p, min, max);
   r.pos = fv.weightsAt;
   const total = readWeights(r, weights, c);
   if (total === c) pure.fill(1, 0, c);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CodecError, decodeBatch, encodeBatch, TDigest, WindowProfile, type Batch } from '../../src/sketch/index.js';
-import { ByteWriter, mergeWindowView, readBatchView, scanBatch, setKeyRingSlots, viewCompatible, type BatchView, type FeatureView, type ScanOptions } from '../../src/sketch/codec.js';
+import { ByteWriter, mergeWindowView, keyRingSize, readBatchView, scanBatch, setKeyRingSlots, viewCompatible, type BatchView, type FeatureView, type ScanOptions } from '../../src/sketch/codec.js';
 import { rng, sampleBatch } from '../helpers.js';
 
 /**
@@ -205,6 +205,22 @@ describe('scanBatch: the validate-only path', () => {
       const early = scanBatch(bytes, { keepKeys: true });
       for (let i = 0; i < 40; i++) scanBatch(other, { keepKeys: true });
       assert.deepEqual(mergeView(early), expected);
+      // A merge that finds its keys overwritten doubles the ring, up to its bound.
+      setKeyRingSlots(1 << 12, 1 << 14);
+      const before = scanBatch(bytes, { keepKeys: true });
+      for (let i = 0; i < 40; i++) scanBatch(other, { keepKeys: true });
+      assert.deepEqual(mergeView(before), expected);
+      assert.equal(keyRingSize(), 1 << 12, 'grows at the next check, not in the merge');
+      const grown = scanBatch(bytes, { keepKeys: true });
+      assert.equal(keyRingSize(), 1 << 13);
+      assert.deepEqual(mergeView(before), expected, 'keys from the old ring are not read from the new one');
+      for (let i = 0; i < 3; i++) {
+        for (let j = 0; j < 40; j++) scanBatch(other, { keepKeys: true });
+        mergeView(scanBatch(bytes, { keepKeys: true }));
+        mergeView(grown);
+        scanBatch(other, { keepKeys: true });
+      }
+      assert.equal(keyRingSize(), 1 << 14, 'and no further than its bound');
       // And merged twice (a refold): the same each time.
       const again = scanBatch(bytes, { keepKeys: true });
       assert.deepEqual(mergeView(again), expected);
