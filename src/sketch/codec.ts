@@ -1110,7 +1110,7 @@ export interface FeatureView {
   digestEnd: number;
   compression: number;
   /**
-   * Where the strict check left the digest's mean keys in the key ring (see KeyRing), or -1:
+   * Where the strict check left the digest's mean keys in the key ring (see reserveKeys), or -1:
    * the merge then decodes them from the bytes. `weightsAt`: the byte where the weights begin.
    */
   keysAt: number;
@@ -1129,24 +1129,27 @@ const digestScan = { compression: 0, total: 0, min: NaN, max: NaN, keysAt: -1, w
 /**
  * The key ring: mean keys the strict check decoded, kept for the merge. A collector checks a
  * batch when it arrives and merges it once the batch is durable; decoding the keys' varints is
- * a third of a merge (~7 ns a key, a chain of dependent loads), and the check has just done it.
- * So a check asked to (`keepKeys`, when this thread will also merge) writes each digest's keys
- * here as it sums them, and its view remembers where; the merge reads them back instead.
+ * a third of a merge (~7–10 ns a key, a chain of dependent loads), and the check has just done
+ * it. So a check asked to (`keepKeys`, when this thread will also merge) writes each digest's
+ * running keys here as it sums them, and its view remembers where; the merge turns them into
+ * means without reading the varints again. Measured (bench:ingest, minimum of 15 rounds, six
+ * alternating pairs): check + merge 218.1, 208.6, 228.4, 213.3, 207.0, 212.0 → 202.8, 206.6,
+ * 212.8, 209.4, 196.8, 196.0 µs a batch (the check +12–15 µs, the merge −25–30).
  *
  * A ring, not a buffer per batch: nothing to allocate, free or hand back. Positions are
  * absolute (doubles: exact to 2^53); the keys at `at` are intact while fewer than a ring's
  * slots were handed out after them (and the ring was not replaced by a larger one), which the
- * merge checks — keys overwritten by a long backlog are simply decoded from the bytes again. Measured (bench:ingest, min of 15 rounds, three
- * alternating pairs): check + merge 224.5, 228.3, 220.2 → 209.7, 200.6, 199.9 µs a batch.
- */
-/**
- * The ring starts at 8 MiB (~250 batches of ~4,000 centroids) and doubles, up to 32 MiB, each
- * time a merge finds its keys overwritten: a saturated collector holds up to 1,024 checked
- * batches waiting for their merge (Ingestor's MAX_UNMERGED), and at 1 Mi slots half the merges
- * at full load decoded their keys again.
+ * merge checks — keys overwritten by a long backlog are decoded from the bytes again.
+ *
+ * It starts at 8 MiB (~250 batches of ~4,000 centroids) and doubles, up to 64 MiB, each time a
+ * merge finds its keys overwritten: a saturated collector runs with its backlog of checked
+ * batches waiting for their merge full (Ingestor's MAX_UNMERGED, 1,024), and keys must outlast
+ * it. At full load (memory store) the distance from a check to its merge was 4.1 Mi slots at
+ * the median, 7.5 Mi at p90 and 9.1 Mi at most: at 1 Mi slots half the merges decoded their
+ * keys again; 8 Mi slots cover ~90% of them. Below saturation the ring stays at 8 MiB.
  */
 const KEY_RING_SLOTS = 1 << 20;
-const KEY_RING_MAX_SLOTS = 1 << 22;
+const KEY_RING_MAX_SLOTS = 1 << 23;
 let keyRing: Float64Array | null = null;
 let keyRingSlots = KEY_RING_SLOTS;
 let keyRingMaxSlots = KEY_RING_MAX_SLOTS;
