@@ -17,8 +17,8 @@
  * (~1.7e12, within minutes of each other) all share one, and the insertion pass then moved
  * ~16M elements — measured 24 moves per value already on epoch seconds spread over an hour.
  * So when the high words span fewer than 2^21 steps, the keys are 22 bits from where they
- * start to differ, the top of the low word included: two passes, and values apart by more than
- * 2^-22 of their spread never tie. For whatever still ties in bulk (a dense clump beside a far
+ * start to differ, the top of the low word included: values apart by more than 2^-22 of their
+ * spread never tie. For whatever still ties in bulk (a dense clump beside a far
  * outlier), the insertion pass gives up after 8 moves per value and a quicksort takes over.
  *
  * Must: handle -0, negatives, subnormals and huge magnitudes; stay O(n log n) on any input;
@@ -47,14 +47,9 @@ const INSERTION_MAX = 16;
 
 export function sortCentroids(means: Float64Array, weights: Float64Array | null, len: number): void {
   if (len >= RADIX_MIN && len <= MAX_SORT) {
-    if (countDigits(means, keysA, len)) {
-      if (weights === null) scatterValues(means, len);
-      else scatterCentroids(means, weights, len);
-    } else if (weights === null) {
-      scatterNarrowValues(means, len);
-    } else {
-      scatterNarrowCentroids(means, weights, len);
-    }
+    countDigits(means, keysA, len);
+    if (weights === null) scatterValues(means, len);
+    else scatterCentroids(means, weights, len);
   } else {
     quicksort(means, weights, 0, len - 1);
   }
@@ -70,10 +65,11 @@ const INSERTION_BUDGET = 8;
 const NARROW_SPAN = 2 ** 21;
 
 /**
- * Writes each mean's key and turns the digit histograms into bucket offsets: three digits of
- * the high word (true returned), or for narrow data two of the narrow key (false).
+ * Writes each mean's key and turns the three digit histograms into bucket offsets: the high
+ * word's, or for narrow data the narrow key's (22 bits: its top digit is zero, and the third
+ * pass only copies back in order).
  */
-function countDigits(means: Float64Array, keys: Uint32Array, len: number): boolean {
+function countDigits(means: Float64Array, keys: Uint32Array, len: number): void {
   const h = histogram;
   h.fill(0);
   // Little-endian platforms (every browser and Node target) keep the high word at odd indices.
@@ -92,14 +88,15 @@ function countDigits(means: Float64Array, keys: Uint32Array, len: number): boole
     if (k < lo) lo = k;
     if (k > hi) hi = k;
   }
-  const span = hi - lo;
-  if (span < NARROW_SPAN) {
-    narrowKeys(words, keys, len, lo, span);
-    offsets(h, 2);
-    return false;
+  if (hi - lo < NARROW_SPAN) narrowKeys(words, keys, len, lo, hi - lo);
+  for (let base = 0; base < 3 * 2048; base += 2048) {
+    let sum = 0;
+    for (let j = base; j < base + 2048; j++) {
+      const c = h[j];
+      h[j] = sum;
+      sum += c;
+    }
   }
-  offsets(h, 3);
-  return true;
 }
 
 /**
@@ -109,7 +106,7 @@ function countDigits(means: Float64Array, keys: Uint32Array, len: number): boole
  */
 function narrowKeys(words: Uint32Array, keys: Uint32Array, len: number, lo: number, span: number): void {
   const h = histogram;
-  h.fill(0, 0, 2 * 2048);
+  h.fill(0);
   const up = 22 - (span === 0 ? 0 : 32 - Math.clz32(span));
   const down = 32 - up;
   for (let i = 0; i < len; i++) {
@@ -120,55 +117,7 @@ function narrowKeys(words: Uint32Array, keys: Uint32Array, len: number, lo: numb
     h[k & 2047]++;
     h[2048 + (k >>> 11)]++;
   }
-}
-
-/** Turns `digits` histograms of 2,048 buckets into bucket offsets. */
-function offsets(h: Uint32Array, digits: number): void {
-  for (let base = 0; base < digits * 2048; base += 2048) {
-    let sum = 0;
-    for (let j = base; j < base + 2048; j++) {
-      const c = h[j];
-      h[j] = sum;
-      sum += c;
-    }
-  }
-}
-
-function scatterNarrowValues(means: Float64Array, len: number): void {
-  const h = histogram;
-  const ka = keysA;
-  const kb = keysB;
-  const m1 = means1;
-  for (let i = 0; i < len; i++) {
-    const k = ka[i];
-    const d = h[k & 2047]++;
-    kb[d] = k;
-    m1[d] = means[i];
-  }
-  for (let i = 0; i < len; i++) {
-    const d = h[2048 + (kb[i] >>> 11)]++;
-    means[d] = m1[i];
-  }
-}
-
-function scatterNarrowCentroids(means: Float64Array, weights: Float64Array, len: number): void {
-  const h = histogram;
-  const ka = keysA;
-  const kb = keysB;
-  const m1 = means1;
-  const w1 = weights1;
-  for (let i = 0; i < len; i++) {
-    const k = ka[i];
-    const d = h[k & 2047]++;
-    kb[d] = k;
-    m1[d] = means[i];
-    w1[d] = weights[i];
-  }
-  for (let i = 0; i < len; i++) {
-    const d = h[2048 + (kb[i] >>> 11)]++;
-    means[d] = m1[i];
-    weights[d] = w1[i];
-  }
+  h[4096] = len;
 }
 
 function scatterValues(means: Float64Array, len: number): void {
