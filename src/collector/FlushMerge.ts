@@ -41,38 +41,36 @@ const MAX_SPARE_PER_SHAPE = 64;
 const MAX_SHAPES = 8192;
 
 /**
- * The shapes a fold has admitted, per group: feature ('i' / 'o' + name, or 'L' for latency) →
- * what must match to merge. A fold in another thread keeps its book here, on the thread that
- * decides what to acknowledge.
+ * The shapes a fold has admitted, per group: the latency feature's name, and per input and
+ * output feature name what must match to merge. A fold in another thread keeps its book here,
+ * on the thread that decides what to acknowledge.
  */
+interface Shapes {
+  latency: string | null;
+  inputs: Map<string, string>;
+  outputs: Map<string, string>;
+}
+
 export class ShapeBook {
-  private readonly shapes = new Map<string, Map<string, string>>();
+  private readonly shapes = new Map<string, Shapes>();
 
   /**
    * Admits a batch's windows if every feature agrees with the shapes admitted so far (and
-   * records its own); false, with nothing recorded, if one does not.
+   * records its own); false, with nothing recorded, if one does not. (A batch's windows are
+   * distinct, so they fall in distinct groups: checking all before recording any is enough.)
    */
   reserve(project: string, windows: readonly WindowView[]): boolean {
-    for (let pass = 0; pass < 2; pass++) {
-      for (const w of windows) {
-        const key = groupKey(project, w);
-        let shapes = this.shapes.get(key);
-        if (shapes === undefined) {
-          if (pass === 0) continue;
-          this.shapes.set(key, (shapes = new Map()));
-        }
-        const check = (feature: string, shape: string): boolean => {
-          const have = shapes.get(feature);
-          if (have === undefined) {
-            if (pass === 1) shapes.set(feature, shape);
-            return true;
-          }
-          return have === shape;
-        };
-        if (!check('L', w.latency.name)) return false;
-        for (const fv of w.inputs) if (!check(`i${fv.name}`, compatKey(fv))) return false;
-        for (const fv of w.outputs) if (!check(`o${fv.name}`, compatKey(fv))) return false;
-      }
+    for (const w of windows) {
+      const shapes = this.shapes.get(groupKey(project, w));
+      if (shapes !== undefined && !fits(shapes, w)) return false;
+    }
+    for (const w of windows) {
+      const key = groupKey(project, w);
+      let shapes = this.shapes.get(key);
+      if (shapes === undefined) this.shapes.set(key, (shapes = { latency: null, inputs: new Map(), outputs: new Map() }));
+      shapes.latency ??= w.latency.name;
+      record(shapes.inputs, w.inputs);
+      record(shapes.outputs, w.outputs);
     }
     return true;
   }
@@ -80,6 +78,23 @@ export class ShapeBook {
   clear(): void {
     this.shapes.clear();
   }
+}
+
+function fits(shapes: Shapes, w: WindowView): boolean {
+  if (shapes.latency !== null && shapes.latency !== w.latency.name) return false;
+  return fitsAll(shapes.inputs, w.inputs) && fitsAll(shapes.outputs, w.outputs);
+}
+
+function fitsAll(admitted: Map<string, string>, features: readonly FeatureView[]): boolean {
+  for (const fv of features) {
+    const have = admitted.get(fv.name);
+    if (have !== undefined && have !== compatKey(fv)) return false;
+  }
+  return true;
+}
+
+function record(admitted: Map<string, string>, features: readonly FeatureView[]): void {
+  for (const fv of features) if (!admitted.has(fv.name)) admitted.set(fv.name, compatKey(fv));
 }
 
 export class FlushMerge {

@@ -91,6 +91,33 @@ describe('FlushMerge', () => {
     assert.equal(merge.reserve('p', b.windows), true, 'a new fold starts with no shapes');
     merge.release();
   });
+
+  it('reserve records nothing of a refused batch, and tells latency, inputs and outputs apart', () => {
+    const at = (start: number, build: (w: WindowProfile) => void): WindowProfile => {
+      const w = new WindowProfile(start, 300_000, { model: 'm' });
+      w.predictions = 3;
+      for (let i = 0; i < 3; i++) w.latency.add(i);
+      build(w);
+      return w;
+    };
+    const batch = (agentId: string, ...windows: WindowProfile[]) => scanBatch(encodeBatch({ agentId, sequence: 0, sentAt: 0, windows })).windows;
+    const numeric = (w: WindowProfile, name: string) => w.input(name).add(1);
+    const classes = (w: WindowProfile, name: string) => w.input(name, 'classes', { classes: ['a', 'b'] }).addLabel(0);
+    const later = START + 300_000;
+    const merge = new FlushMerge();
+    assert.equal(merge.reserve('p', batch('a', at(START, (w) => numeric(w, 'x')))), true);
+    // Its second window conflicts: the first window's new feature 'z' must not be recorded.
+    assert.equal(merge.reserve('p', batch('b', at(later, (w) => numeric(w, 'z')), at(START, (w) => classes(w, 'x')))), false);
+    assert.equal(merge.reserve('p', batch('c', at(later, (w) => classes(w, 'z')))), true, "'z' was not admitted by the refused batch");
+    assert.equal(merge.reserve('p', batch('d', at(later, (w) => numeric(w, 'z')))), false, "now 'z' is a class feature there");
+    // An output may share an input's name with another kind; latency must keep its name.
+    assert.equal(merge.reserve('p', batch('e', at(START, (w) => w.output('x', 'classes', { classes: ['a', 'b'] }).addLabel(1)))), true);
+    const renamed = at(START, () => {});
+    (renamed as { latency: FeatureProfile }).latency = new FeatureProfile('latency_us');
+    renamed.latency.add(1);
+    assert.equal(merge.reserve('p', batch('f', renamed)), false, 'latency under another name');
+    merge.release();
+  });
 });
 
 const view = (agent: string, w: WindowProfile, sequence = 0) => scanBatch(encodeBatch({ agentId: agent, sequence, sentAt: 0, windows: [w] }));
