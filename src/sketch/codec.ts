@@ -607,7 +607,12 @@ let scratchMeans = new Float64Array(256);
 let scratchWeights = new Float64Array(256);
 let scratchPure = new Uint8Array(256);
 
-function readDigestParts(r: ByteReader, reuse: boolean, out: DigestParts = newParts()): DigestParts {
+/**
+ * Reads a digest body. `keptAt` >= 0: the strict check kept its keys in the key ring there
+ * (intact: the caller checked), and the key varints, which end at byte `weightsAt`, are not
+ * read again; every check is made all the same.
+ */
+function readDigestParts(r: ByteReader, reuse: boolean, out: DigestParts = newParts(), keptAt = -1, weightsAt = -1): DigestParts {
   const compression = r.varint('digest compression');
   if (compression < 10 || compression > 10_000) r.fail(`digest compression ${compression} is outside 10..10000`);
   const c = r.varint('digest centroid count');
@@ -655,10 +660,19 @@ function readDigestParts(r: ByteReader, reuse: boolean, out: DigestParts = newPa
     lastKey = meanKey(max, p);
     // Keys first, floats after: two tight loops decode faster than one mixed one (each in a
     // function of its own: inside this one V8 compiled them several times slower).
-    k = readKeys(r, means, c, firstKey);
-    k0 = means[0];
+    let keys = means;
+    let at = 0;
+    if (keptAt >= 0) {
+      keys = keyRing!;
+      at = (keptAt - keyRingBase) % keyRingSlots;
+      k = keys[at + c - 1];
+      r.pos = weightsAt;
+    } else {
+      k = readKeys(r, means, 0, c, firstKey);
+    }
+    k0 = keys[at];
     if (k > lastKey) r.fail('digest means go above the max');
-    keysToMeans(means, 0, means, c, p, min, max);
+    keysToMeans(keys, at, means, c, p, min, max);
   }
   const total = readWeights(r, weights, c);
   if (total === c) pure.fill(1, 0, c); // all weights one: no purity bits were written
@@ -678,12 +692,12 @@ function readDigestParts(r: ByteReader, reuse: boolean, out: DigestParts = newPa
   return setParts(out, compression, c, min, max, means, weights, pure, total);
 }
 
-/** Reads `c` key deltas into `means` as running keys from `from`; returns the last key. */
-function readKeys(r: ByteReader, means: Float64Array, c: number, from: number): number {
+/** Reads `c` key deltas into keys[at…] as running keys from `from`; returns the last key. */
+function readKeys(r: ByteReader, keys: Float64Array, at: number, c: number, from: number): number {
   let k = from;
   for (let i = 0; i < c; i++) {
     k += r.varint('digest mean delta');
-    means[i] = k;
+    keys[at + i] = k;
   }
   return k;
 }
@@ -1131,8 +1145,8 @@ const digestScan = { compression: 0, total: 0, min: NaN, max: NaN, keysAt: -1, w
  * batch when it arrives and merges it once the batch is durable; decoding the keys' varints is
  * a third of a merge (~7–10 ns a key, a chain of dependent loads), and the check has just done
  * it. So a check asked to (`keepKeys`, when this thread will also merge) writes each digest's
- * running keys here as it sums them, and its view remembers where; the merge turns them into
- * means without reading the varints again. Measured (bench:ingest, minimum of 15 rounds, six
+ * running keys here as it sums them, and its view remembers where; the merge (readDigestParts,
+ * all its checks still made) turns them into means without reading the varints again. Measured (bench:ingest, minimum of 15 rounds, six
  * alternating pairs): check + merge 218.1, 208.6, 228.4, 213.3, 207.0, 212.0 → 202.8, 206.6,
  * 212.8, 209.4, 196.8, 196.0 µs a batch (the check +12–15 µs, the merge −25–30).
  *
@@ -1249,7 +1263,9 @@ function scanDigestBody(r: ByteReader): void {
     if (at < 0) {
       k = scanKeys(r, firstKey, c);
     } else {
-      k = keepKeys(r, firstKey, c, keyRing!, (at - keyRingBase) % keyRingSlots);
+      const index = (at - keyRingBase) % keyRingSlots;
+      k = readKeys(r, keyRing!, index, c, firstKey);
+      scanFirstKey = keyRing![index];
       digestScan.keysAt = at;
       digestScan.weightsAt = r.pos;
     }
@@ -1335,17 +1351,6 @@ function scanKeys(r: ByteReader, from: number, c: number): number {
   let k = from + r.varint('digest mean delta');
   scanFirstKey = k;
   for (let i = 1; i < c; i++) k += r.varint('digest mean delta');
-  return k;
-}
-
-/** scanKeys, writing each running key to keys[index…] too. */
-function keepKeys(r: ByteReader, from: number, c: number, keys: Float64Array, index: number): number {
-  let k = from;
-  for (let i = 0; i < c; i++) {
-    k += r.varint('digest mean delta');
-    keys[index + i] = k;
-  }
-  scanFirstKey = keys[index];
   return k;
 }
 
@@ -1544,7 +1549,7 @@ export interface ScanOptions {
 export function scanBatch(bytes: Uint8Array, { trusted = false, keepKeys = false }: ScanOptions = {}): BatchView {
   if (!(bytes instanceof Uint8Array)) throw new CodecError('scanBatch() takes a Uint8Array');
   trustedScan = trusted;
-  keepKeysScan = keepKeys && !trusted;
+  keepKeysScan = keepKeys; // a trusted scan reads no keys (peekDigestBody), so keeps none
   try {
     return scanBatchBody(bytes);
   } finally {
@@ -1599,7 +1604,7 @@ function scanBatchBody(bytes: Uint8Array): BatchView {
  * Should the two ever disagree, decodeBatch's acceptance wins: the batch is re-encoded from
  * its decoded form and that is scanned.
  */
-export function readBatchView(bytes: Uint8Array, options: { keepKeys?: boolean } = {}): BatchView {
+export function readBatchView(bytes: Uint8Array, options: Pick<ScanOptions, 'keepKeys'> = {}): BatchView {
   try {
     return scanBatch(bytes, options);
   } catch (e) {
@@ -1693,8 +1698,8 @@ function mergeFeatureView(f: FeatureProfile, fv: FeatureView, bytes: Uint8Array)
     const observed = fv.digestTotal;
     f.moments!.mergeParts(observed, fv.mean, fv.m2, fv.sum, observed ? fv.min : Infinity, observed ? fv.max : -Infinity);
     if (observed > 0) {
-      if (fv.keysAt >= 0 && keysIntact(fv.keysAt)) mergeKeptDigest(f.digest, bytes, fv);
-      else mergeDigestBody(f.digest, bytes, fv.digestStart, fv.digestEnd);
+      const kept = fv.keysAt >= 0 && keysIntact(fv.keysAt);
+      mergeDigestBody(f.digest, bytes, fv.digestStart, fv.digestEnd, kept ? fv.keysAt : -1, fv.weightsAt);
     }
   }
   if (f.classes !== null) f.classes.merge(fv.classes!);
@@ -1702,41 +1707,12 @@ function mergeFeatureView(f: FeatureProfile, fv: FeatureView, bytes: Uint8Array)
 }
 
 /**
- * mergeDigestBody for a digest whose keys the strict check kept (intact: the caller checked):
- * what readDigestParts would read, without its checks — the check made them on these bytes.
+ * mergeEncodedDigest for a digest body inside a larger message (no header); `keptAt` and
+ * `weightsAt` as readDigestParts takes them.
  */
-function mergeKeptDigest(into: TDigest, bytes: Uint8Array, fv: FeatureView): void {
-  const r = scratchReader.reset(bytes, fv.digestStart, fv.digestEnd);
-  r.varint('digest compression');
-  const c = r.varint('digest centroid count');
-  const p = r.byte('digest mean precision');
-  const min = r.finite('digest min');
-  const max = r.finite('digest max');
-  if (scratchMeans.length < c) {
-    scratchMeans = new Float64Array(c);
-    scratchWeights = new Float64Array(c);
-    scratchPure = new Uint8Array(c);
-  }
-  const means = scratchMeans;
-  const weights = scratchWeights;
-  const pure = scratchPure;
-  keysToMeans(keyRing!, (fv.keysAt - keyRingBase) % keyRingSlots, means, c, p, min, max);
-  r.pos = fv.weightsAt;
-  const total = readWeights(r, weights, c);
-  if (total === c) pure.fill(1, 0, c);
-  else readPurity(r, weights, pure, c);
-  r.done('digest');
-  // As readDigestParts: pure end centroids (checked to sit on the min's and max's keys) hold them.
-  if (pure[0] === 1) means[0] = min;
-  if (pure[c - 1] === 1) means[c - 1] = max;
-  if (total + into.count > Number.MAX_SAFE_INTEGER) r.fail('merged total weight would pass 2^53');
-  into.appendDecoded(means, weights, pure, c, min, max, total);
-}
-
-/** mergeEncodedDigest for a digest body inside a larger message (no header). */
-export function mergeDigestBody(into: TDigest, bytes: Uint8Array, start: number, end: number): TDigest {
+export function mergeDigestBody(into: TDigest, bytes: Uint8Array, start: number, end: number, keptAt = -1, weightsAt = -1): TDigest {
   const r = scratchReader.reset(bytes, start, end);
-  const parts = readDigestParts(r, true, scratchParts);
+  const parts = readDigestParts(r, true, scratchParts, keptAt, weightsAt);
   r.done('digest');
   if (parts.total + into.count > Number.MAX_SAFE_INTEGER) r.fail('merged total weight would pass 2^53');
   into.appendDecoded(parts.means, parts.weights, parts.pure, parts.length, parts.min, parts.max, parts.total);
